@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import enum
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
 
@@ -40,16 +41,16 @@ class LlmResponse:
     type: ClassVar[str]
 
     # The variants, bound below; declared here so type checkers see them.
-    Start: ClassVar[type[Start]]
-    Text: ClassVar[type[Text]]
-    Reasoning: ClassVar[type[Reasoning]]
-    EncryptedReasoning: ClassVar[type[EncryptedReasoning]]
-    ToolRequestStart: ClassVar[type[ToolRequestStart]]
-    ToolRequestArg: ClassVar[type[ToolRequestArg]]
-    ToolRequestComplete: ClassVar[type[ToolRequestComplete]]
-    Usage: ClassVar[type[Usage]]
-    Done: ClassVar[type[Done]]
-    Error: ClassVar[type[Error]]
+    Start: ClassVar[builtins.type[Start]]
+    Text: ClassVar[builtins.type[Text]]
+    Reasoning: ClassVar[builtins.type[Reasoning]]
+    EncryptedReasoning: ClassVar[builtins.type[EncryptedReasoning]]
+    ToolRequestStart: ClassVar[builtins.type[ToolRequestStart]]
+    ToolRequestArg: ClassVar[builtins.type[ToolRequestArg]]
+    ToolRequestComplete: ClassVar[builtins.type[ToolRequestComplete]]
+    Usage: ClassVar[builtins.type[Usage]]
+    Done: ClassVar[builtins.type[Done]]
+    Error: ClassVar[builtins.type[Error]]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form: ``{"type": "<variant>", ...fields}``."""

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Any, Callable, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Callable, TypeVar, overload
+
+if TYPE_CHECKING:
+    from typing_extensions import dataclass_transform
+else:
+    # Only type checkers need it; typing_extensions is not a runtime dependency.
+    def dataclass_transform(**_kw: Any) -> Any:
+        return lambda f: f
+
 
 _T = TypeVar("_T", bound=type)
 
 
 @overload
+@dataclass_transform(frozen_default=True)
 def value(cls: _T) -> _T: ...
 @overload
+@dataclass_transform(frozen_default=True)
 def value(*, repr: bool = True, eq: bool = True) -> Callable[[_T], _T]: ...
 
 
@@ -23,10 +33,10 @@ def value(cls: Any = None, *, repr: bool = True, eq: bool = True) -> Any:
     """
 
     def wrap(c: _T) -> _T:
-        out = dataclasses.dataclass(frozen=True, repr=repr, eq=eq)(c)
+        out: Any = dataclasses.dataclass(frozen=True, repr=repr, eq=eq)(c)
         if sys.version_info < (3, 10) and "__match_args__" not in c.__dict__:
             names = tuple(f.name for f in dataclasses.fields(out) if f.init)
             out.__match_args__ = names  # type: ignore[attr-defined]
-        return out
+        return out  # type: ignore[no-any-return]
 
     return wrap if cls is None else wrap(cls)

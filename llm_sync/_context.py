@@ -1,0 +1,248 @@
+"""A conversation to send to a model: ``Context`` (messages, tools and per-request settings)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Optional, Union
+
+from ._messages import Assistant as _Assistant
+from ._messages import (
+    AssistantReasoning,
+    ChatMessage,
+    ToolCallResultMessage,
+    now,
+)
+from ._messages import Summary as _Summary
+from ._model import LlmModel
+from ._reasoning import ReasoningEffort
+from ._tools import ToolCallError, ToolCallRequest, ToolCallResult, ToolDefinition
+
+__all__ = ["Context"]
+
+# The reference crate returns a u32 and saturates.
+_MAX_TOKENS = 2**32 - 1
+
+
+def _messages(items: Iterable[ChatMessage]) -> list[ChatMessage]:
+    out = list(items)
+    for m in out:
+        if not isinstance(m, ChatMessage):
+            raise TypeError(f"Context messages must be ChatMessages, got {type(m).__name__}")
+    return out
+
+
+def _tools(items: Iterable[ToolDefinition]) -> list[ToolDefinition]:
+    out = list(items)
+    for t in out:
+        if not isinstance(t, ToolDefinition):
+            raise TypeError(f"Context tools must be ToolDefinitions, got {type(t).__name__}")
+    return out
+
+
+def _effort(effort: Union[ReasoningEffort, str, None]) -> Optional[ReasoningEffort]:
+    if effort is None or isinstance(effort, ReasoningEffort):
+        return effort
+    if isinstance(effort, str):
+        return ReasoningEffort.parse(effort)
+    raise TypeError(f"reasoning effort must be a ReasoningEffort, a str or None, got {type(effort).__name__}")
+
+
+class Context:
+    """The messages, tools and settings for one request; the caller owns and mutates it.
+
+    A provider snapshots the context when a stream starts (:meth:`copy`), so changing
+    it afterwards never affects a stream in flight. Not locked: share one between
+    threads only with your own lock.
+    """
+
+    def __init__(
+        self,
+        messages: Iterable[ChatMessage] = (),
+        tools: Iterable[ToolDefinition] = (),
+        *,
+        reasoning_effort: Union[ReasoningEffort, str, None] = None,
+        prompt_cache_key: Optional[str] = None,
+    ) -> None:
+        self._messages = _messages(messages)
+        self._tools = _tools(tools)
+        self._reasoning_effort = _effort(reasoning_effort)
+        self._prompt_cache_key = prompt_cache_key
+
+    # -- reading ---------------------------------------------------------------
+
+    @property
+    def messages(self) -> tuple[ChatMessage, ...]:
+        return tuple(self._messages)
+
+    @property
+    def tools(self) -> tuple[ToolDefinition, ...]:
+        return tuple(self._tools)
+
+    @property
+    def reasoning_effort(self) -> Optional[ReasoningEffort]:
+        return self._reasoning_effort
+
+    @property
+    def prompt_cache_key(self) -> Optional[str]:
+        return self._prompt_cache_key
+
+    @property
+    def message_count(self) -> int:
+        return len(self._messages)
+
+    def estimated_token_count(self) -> int:
+        """A rough token count: UTF-8 bytes of messages and tools, divided by 4."""
+        total = sum(m.estimated_bytes() for m in self._messages)
+        total += sum(t.estimated_bytes() for t in self._tools)
+        return min(total // 4, _MAX_TOKENS)
+
+    def messages_for_summary(self) -> tuple[ChatMessage, ...]:
+        """Every message but the system prompts: what a summary has to cover."""
+        return tuple(m for m in self._messages if not m.is_system)
+
+    # -- changing --------------------------------------------------------------
+
+    def add_message(self, message: ChatMessage) -> None:
+        if not isinstance(message, ChatMessage):
+            raise TypeError(f"add_message takes a ChatMessage, got {type(message).__name__}")
+        self._messages.append(message)
+
+    def set_tools(self, tools: Iterable[ToolDefinition]) -> None:
+        self._tools = _tools(tools)
+
+    def set_reasoning_effort(self, effort: Union[ReasoningEffort, str, None]) -> None:
+        """Set the effort; None leaves it to the provider. ``"none"`` and ``""`` mean None."""
+        self._reasoning_effort = _effort(effort)
+
+    def set_prompt_cache_key(self, key: Optional[str]) -> None:
+        if key is not None and not isinstance(key, str):
+            raise TypeError(f"prompt cache key must be str or None, got {type(key).__name__}")
+        self._prompt_cache_key = key
+
+    def push_assistant_turn(
+        self,
+        content: str,
+        reasoning: Optional[AssistantReasoning] = None,
+        completed_tools: Iterable[Union[ToolCallResult, ToolCallError]] = (),
+    ) -> None:
+        """Append an assistant turn and the results of its tool calls, in the given order.
+
+        The assistant message's ``tool_calls`` are rebuilt from the results, so the
+        two can never disagree.
+        """
+        results = list(completed_tools)
+        calls = []
+        for r in results:
+            if not isinstance(r, (ToolCallResult, ToolCallError)):
+                raise TypeError(f"completed_tools must hold ToolCallResult or ToolCallError, got {type(r).__name__}")
+            calls.append(ToolCallRequest(r.id, r.name, r.arguments or ""))
+        self._messages.append(_Assistant(content, reasoning, now(), calls))
+        self._messages.extend(ToolCallResultMessage(r) for r in results)
+
+    def clear_conversation(self) -> None:
+        """Drop every message except the system prompts."""
+        self._messages = [m for m in self._messages if m.is_system]
+
+    # -- deriving --------------------------------------------------------------
+
+    def copy(self) -> Context:
+        """A snapshot: later changes to either side do not show in the other."""
+        # Messages and tools are immutable, so copying the lists is a full snapshot.
+        return Context(
+            self._messages,
+            self._tools,
+            reasoning_effort=self._reasoning_effort,
+            prompt_cache_key=self._prompt_cache_key,
+        )
+
+    __copy__ = copy
+
+    def filter_encrypted_reasoning(self, model: Union[str, LlmModel]) -> Context:
+        """A copy without encrypted reasoning from models other than ``model``.
+
+        Encrypted reasoning is opaque state only the model that wrote it can read;
+        another model rejects it. Summary text is kept.
+        """
+        target = str(model)
+        out = self.copy()
+        kept: list[ChatMessage] = []
+        for m in out._messages:
+            if isinstance(m, _Assistant):
+                enc = m.reasoning.encrypted_content
+                if enc is not None and enc.model != target:
+                    m = _Assistant(
+                        m.content,
+                        AssistantReasoning(m.reasoning.summary_text, None),
+                        m.timestamp,
+                        m.tool_calls,
+                    )
+            kept.append(m)
+        out._messages = kept
+        return out
+
+    def with_compacted_summary(self, summary: str) -> Context:
+        """A new context: the system prompts, then one ``Summary`` of everything else.
+
+        Tools, reasoning effort and prompt cache key are kept. Without anything to
+        compact no ``Summary`` is added.
+        """
+        systems = [m for m in self._messages if m.is_system]
+        compacted = len(self._messages) - len(systems)
+        out = Context(
+            systems,
+            self._tools,
+            reasoning_effort=self._reasoning_effort,
+            prompt_cache_key=self._prompt_cache_key,
+        )
+        if compacted > 0:
+            out._messages.append(_Summary(summary, now(), compacted))
+        return out
+
+    # -- persistence -----------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form: ``{"messages": [...], "tools": [...]}``, plus the settings when set."""
+        out: dict[str, Any] = {
+            "messages": [m.to_dict() for m in self._messages],
+            "tools": [t.to_dict() for t in self._tools],
+        }
+        # The crate drops these two; kept here (only when set, so the crate's own
+        # reader, which ignores unknown keys, still loads the result).
+        if self._reasoning_effort is not None:
+            out["reasoning_effort"] = self._reasoning_effort.value
+        if self._prompt_cache_key is not None:
+            out["prompt_cache_key"] = self._prompt_cache_key
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Context:
+        """Inverse of :meth:`to_dict`; also reads the crate's JSON."""
+        return cls(
+            [ChatMessage.from_dict(m) for m in data.get("messages") or ()],
+            [ToolDefinition.from_dict(t) for t in data.get("tools") or ()],
+            reasoning_effort=data.get("reasoning_effort"),
+            prompt_cache_key=data.get("prompt_cache_key"),
+        )
+
+    # -- dunder ----------------------------------------------------------------
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Context):
+            return NotImplemented
+        return (
+            self._messages == other._messages
+            and self._tools == other._tools
+            and self._reasoning_effort == other._reasoning_effort
+            and self._prompt_cache_key == other._prompt_cache_key
+        )
+
+    # Mutable: equal contexts may stop being equal, so they must not be hashed.
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        extra = ""
+        if self._reasoning_effort is not None:
+            extra += f", reasoning_effort={self._reasoning_effort.value!r}"
+        if self._prompt_cache_key is not None:
+            extra += f", prompt_cache_key={self._prompt_cache_key!r}"
+        return f"Context(messages={self._messages!r}, tools={self._tools!r}{extra})"
