@@ -1,0 +1,290 @@
+"""The HTTP side of a stream: one requests Session per provider, sending, and reading bytes."""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional
+from urllib.parse import urljoin, urlsplit
+
+from .._errors import (
+    ApiRequestError,
+    LlmError,
+    NetworkError,
+    RequestTimeoutError,
+    error_for_status,
+)
+from .._retry import parse_retry_after
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = ["ErrorClassifier", "Transport", "default_classifier", "read_chunks", "send"]
+
+# Error bodies are read only this far: an HTML error page can be large.
+_MAX_ERROR_BODY = 64 * 1024
+_MAX_REDIRECTS = 3
+_POOL_SIZE = 64
+
+ErrorClassifier = Callable[[int, Mapping[str, str], str], LlmError]
+
+
+class Transport:
+    """A lazily created requests Session, shared by all streams of one provider.
+
+    Thread-safe; after ``fork`` the child builds its own Session (a pooled socket
+    shared with the parent would interleave two processes' bytes); pickling keeps
+    nothing; the Session is closed when the transport is garbage collected.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._session: Optional[requests.Session] = None
+        self._pid = 0
+
+    def session(self) -> requests.Session:
+        session = self._session
+        if session is not None and self._pid == os.getpid():
+            return session
+        with self._lock:
+            if self._session is None or self._pid != os.getpid():
+                # The parent's Session is dropped, not closed: closing would shut
+                # sockets the parent still uses.
+                self._session = _new_session()
+                self._pid = os.getpid()
+                weakref.finalize(self, self._session.close)
+            return self._session
+
+    def close(self) -> None:
+        with self._lock:
+            session, self._session = self._session, None
+        if session is not None and self._pid == os.getpid():
+            session.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"<Transport session={'open' if self._session is not None else 'none'}>"
+
+
+def _new_session() -> requests.Session:
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    class _Adapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            _track(self.poolmanager)
+
+        def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+            manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+            _track(manager)
+            return manager
+
+    session = requests.Session()
+    adapter = _Adapter(pool_connections=8, pool_maxsize=_POOL_SIZE, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def _track(manager: Any) -> None:
+    from ._connections import TrackedHTTPConnectionPool, TrackedHTTPSConnectionPool
+
+    manager.pool_classes_by_scheme = {
+        "http": TrackedHTTPConnectionPool,
+        "https": TrackedHTTPSConnectionPool,
+    }
+
+
+def send(
+    transport: Transport,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: Optional[bytes],
+    *,
+    connect_timeout: Optional[float],
+    read_timeout: Optional[float],
+    classify: ErrorClassifier,
+) -> requests.Response:
+    """Send the request and return a streaming 2xx response, or raise a typed error.
+
+    Redirects are followed only to the same origin and only for 307/308 (which keep
+    the method and body); a redirect elsewhere would hand the credentials to
+    another host, so it is an error instead.
+    """
+    import requests
+
+    session = transport.session()
+    for _ in range(_MAX_REDIRECTS + 1):
+        try:
+            resp = session.request(
+                method,
+                url,
+                headers=dict(headers),
+                data=body,
+                stream=True,
+                timeout=(connect_timeout, read_timeout),
+                allow_redirects=False,
+            )
+        except requests.exceptions.ConnectTimeout as exc:
+            raise RequestTimeoutError(
+                f"could not connect to {_origin(url)} within {connect_timeout} s; check the "
+                "address, or raise the connect timeout",
+                phase="connect",
+            ) from exc
+        except requests.exceptions.ReadTimeout as exc:
+            raise RequestTimeoutError(
+                f"{_origin(url)} sent no response headers within {read_timeout} s",
+                phase="first_event",
+            ) from exc
+        except requests.exceptions.InvalidURL as exc:
+            raise ApiRequestError(f"invalid URL {url!r}: {exc}; check base_url") from exc
+        except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema) as exc:
+            raise ApiRequestError(
+                f"invalid URL {url!r}: it needs an http:// or https:// prefix; check base_url"
+            ) from exc
+        except requests.exceptions.RequestException as exc:
+            raise NetworkError(f"could not reach {_origin(url)}: {_reason(exc)}") from exc
+        status = resp.status_code
+        if 200 <= status < 300:
+            return resp
+        if 300 <= status < 400:
+            location = resp.headers.get("location", "")
+            resp.close()
+            target = urljoin(url, location)
+            if status in (307, 308) and location and _origin(target) == _origin(url):
+                url = target
+                continue
+            raise ApiRequestError(
+                f"{_origin(url)} answered {status} redirecting to {_origin(target) or '(nowhere)'}; "
+                "redirects to another host or that change the method are not followed, so "
+                "the credentials stay with the host you configured; set base_url to the final address",
+                status=status,
+            )
+        try:
+            text = _read_bounded(resp)
+        finally:
+            resp.close()
+        raise classify(status, resp.headers, text)
+    raise ApiRequestError(f"more than {_MAX_REDIRECTS} redirects from {_origin(url)}")
+
+
+def _read_bounded(resp: requests.Response) -> str:
+    import requests
+
+    data = bytearray()
+    try:
+        for chunk in resp.iter_content(8192):
+            data += chunk
+            if len(data) >= _MAX_ERROR_BODY:
+                break
+    except requests.exceptions.RequestException:
+        pass  # the status already tells what happened; keep what arrived
+    return bytes(data[:_MAX_ERROR_BODY]).decode(resp.encoding or "utf-8", errors="replace")
+
+
+def default_classifier(
+    status: int,
+    headers: Mapping[str, str],
+    body: str,
+    *,
+    provider: Optional[str] = None,
+    model: Optional[str] = None,
+) -> LlmError:
+    """The error for a non-2xx answer when the provider has no better reading of it."""
+    return error_for_status(
+        status,
+        f"{provider or 'the server'} answered HTTP {status}: {error_summary(headers, body)}",
+        provider=provider,
+        model=model,
+        body=body,
+        retry_after=parse_retry_after(headers),
+    )
+
+
+def error_summary(headers: Mapping[str, str], body: str) -> str:
+    """A short human reading of an error body: the JSON message, or a text snippet."""
+    import json
+
+    ctype = (headers.get("content-type") or "").lower()
+    text = body.strip()
+    if "html" in ctype or text[:15].lower().startswith(("<!doctype", "<html")):
+        import re
+
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+        snippet = title.group(1).strip() if title else re.sub(r"<[^>]+>|\s+", " ", text)[:200].strip()
+        return f"an HTML page ({snippet!r}), which usually means a proxy or a wrong base_url"
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return text[:300] or "(empty body)"
+    message = _find_message(parsed)
+    return message if message else text[:300]
+
+
+def _find_message(obj: Any) -> Optional[str]:
+    # Providers nest the message differently: {"error": {"message"}}, {"message"},
+    # {"error": "text"}, [{"error": {...}}] (Gemini's list form).
+    if isinstance(obj, list) and obj:
+        return _find_message(obj[0])
+    if not isinstance(obj, dict):
+        return None
+    err = obj.get("error")
+    if isinstance(err, str):
+        return err
+    if isinstance(err, dict):
+        found = _find_message(err)
+        if found:
+            return found
+    for key in ("message", "detail", "Message"):
+        if isinstance(obj.get(key), str):
+            return str(obj[key])
+    return None
+
+
+def read_chunks(resp: requests.Response) -> Iterator[bytes]:
+    """The body as it arrives: one item per HTTP chunk, or per socket read.
+
+    ``iter_content(None)`` on a response without chunked encoding would wait for
+    the whole body; ``read1`` returns whatever the socket has.
+    """
+    raw = resp.raw
+    if getattr(raw, "chunked", False) and raw.supports_chunked_reads():
+        yield from raw.read_chunked(None, decode_content=True)
+        return
+    read1 = getattr(raw, "read1", None)
+    if read1 is None:  # urllib3 1.x
+        yield from raw.stream(8192, decode_content=True)
+        return
+    while True:
+        data = read1(65536, decode_content=True)
+        if not data:
+            return
+        yield data
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def _reason(exc: BaseException) -> str:
+    # urllib3 wraps the OSError several levels deep; its text is the useful part.
+    inner: Optional[BaseException] = exc
+    while inner is not None:
+        if isinstance(inner, OSError) and not hasattr(inner, "request") and inner.strerror:
+            return inner.strerror
+        nxt = inner.__cause__ or inner.__context__
+        if nxt is None and inner.args and isinstance(inner.args[0], BaseException):
+            nxt = inner.args[0]
+        if nxt is None:
+            nxt = getattr(inner, "reason", None) if isinstance(getattr(inner, "reason", None), BaseException) else None
+        inner = nxt
+    return str(exc)
