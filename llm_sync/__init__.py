@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._content import ContentBlock
+from ._context import Context
 from ._errors import (
     ApiError,
     ApiRequestError,
@@ -21,31 +23,76 @@ from ._errors import (
     ToolParameterParsingError,
     UnsupportedContentError,
 )
+from ._messages import AssistantReasoning, ChatMessage, EncryptedReasoningContent
+from ._model import LlmModel
 from ._reasoning import ReasoningEffort
 from ._response import LlmResponse, StopReason, TokenUsage
+from ._retry import RetryPolicy
+from ._stream import CollectedResponse, LlmResponseStream
+from ._timeouts import Timeouts
+from ._tools import ToolCallError, ToolCallRequest, ToolCallResult, ToolDefinition
 from ._version import __version__
+from .providers._base import StreamingModelProvider
+
+# Provider classes and optional submodules load on first use, so `import llm_sync`
+# stays cheap and an extra's dependency (botocore) is needed only by its provider.
+_LAZY: dict[str, str] = {
+    "providers": "llm_sync.providers",
+    "testing": "llm_sync.testing",
+}
 
 __all__ = [
     "ApiError",
     "ApiRequestError",
+    "AssistantReasoning",
+    "ChatMessage",
+    "CollectedResponse",
+    "ContentBlock",
+    "Context",
     "ContextOverflowError",
+    "EncryptedReasoningContent",
     "InvalidApiKeyError",
     "JsonParsingError",
     "LlmError",
+    "LlmModel",
     "LlmResponse",
+    "LlmResponseStream",
     "MissingApiKeyError",
     "NetworkError",
     "OAuthError",
     "RateLimitedError",
     "ReasoningEffort",
     "RequestTimeoutError",
+    "RetryPolicy",
     "ServerError",
     "StopReason",
     "StreamInterruptedError",
     "StreamReadError",
+    "StreamingModelProvider",
+    "Timeouts",
     "TokenUsage",
     "ToolArgumentsError",
+    "ToolCallError",
+    "ToolCallRequest",
+    "ToolCallResult",
+    "ToolDefinition",
     "ToolParameterParsingError",
     "UnsupportedContentError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llm_sync' has no attribute {name!r}")
+    import importlib
+
+    mod = importlib.import_module(module)
+    found = mod if module.endswith("." + name) else getattr(mod, name)
+    globals()[name] = found
+    return found
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

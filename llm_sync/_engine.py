@@ -1,0 +1,323 @@
+"""The reader thread: it runs a chunk source and hands chunks to the consumer through one queue.
+
+The thread runs module-level functions that hold the shared :class:`StreamState` and
+never the ``LlmResponseStream``, so an abandoned stream can be garbage collected; its
+finalizer stops the state, which shuts the socket down and ends the thread.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from queue import SimpleQueue
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
+
+from ._errors import (
+    JsonParsingError,
+    LlmError,
+    NetworkError,
+    RequestTimeoutError,
+    StreamInterruptedError,
+    StreamReadError,
+)
+from ._response import Done, LlmResponse, Start, Usage
+from ._retry import RetryPolicy
+from ._timeouts import Timeouts
+
+if TYPE_CHECKING:
+    from ._transport._frame import Frame
+    from ._transport._http import ErrorClassifier, Transport
+
+__all__ = ["End", "HttpCall", "StreamState", "http_source", "spawn_reader"]
+
+# Chunks the reader may be ahead of the consumer. Past this it waits, so a consumer
+# that stops reading does not make memory grow without bound.
+MAX_QUEUED = 4096
+_FULL_POLL = 0.005
+
+_names = itertools.count(1)
+
+Source = Callable[["StreamState"], Iterable[LlmResponse]]
+Parser = Callable[[Iterator["Frame"]], Iterator[LlmResponse]]
+
+
+class End:
+    """The last item a reader puts on the queue: ``error`` is None on a clean end."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Optional[BaseException]) -> None:
+        self.error = error
+
+
+# Put by close() to wake a consumer blocked in another thread.
+CLOSED = End(None)
+
+
+class StreamState:
+    """What the reader thread and the stream share; never the stream itself."""
+
+    __slots__ = ("queue", "stop_event", "stopped", "holder", "label")
+
+    def __init__(self, label: str) -> None:
+        from ._transport._connections import ConnectionHolder
+
+        self.queue: SimpleQueue[Any] = SimpleQueue()
+        self.stop_event = threading.Event()
+        # A plain attribute, read once per chunk: cheaper than Event.is_set().
+        self.stopped = False
+        self.holder = ConnectionHolder()
+        self.label = label
+
+    def put(self, item: Any) -> bool:
+        """Queue ``item`` for the consumer, waiting while the queue is full; False once stopped."""
+        q = self.queue
+        if q.qsize() >= MAX_QUEUED:
+            while q.qsize() >= MAX_QUEUED:
+                if self.stop_event.wait(_FULL_POLL):
+                    return False
+        if self.stopped:
+            return False
+        q.put(item)
+        return True
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait ``seconds`` unless stopped first; True if the wait ran its course."""
+        return not self.stop_event.wait(seconds)
+
+
+def stop(state: StreamState) -> None:
+    """Stop the reader: flag, wake it from a socket read or a wait, wake the consumer."""
+    if state.stopped:
+        return
+    state.stopped = True
+    state.stop_event.set()
+    state.holder.shutdown()
+    state.queue.put(CLOSED)
+
+
+def spawn_reader(state: StreamState, source: Source, provider: str) -> threading.Thread:
+    """Start the daemon reader thread ``llm_sync-<provider>-<n>`` running ``source``."""
+    thread = threading.Thread(
+        target=_run,
+        args=(state, source),
+        name=f"llm_sync-{provider}-{next(_names)}",
+        daemon=True,
+    )
+    thread.start()
+    return thread
+
+
+def _run(state: StreamState, source: Source) -> None:
+    state.holder.install()
+    error: Optional[BaseException] = None
+    chunks = iter(source(state))
+    try:
+        for chunk in chunks:
+            if not state.put(chunk):
+                return
+    except BaseException as exc:
+        error = exc if isinstance(exc, LlmError) or state.stopped else _wrap(exc)
+    finally:
+        # Closing the generator now (not at its garbage collection) closes the response.
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+        state.holder.uninstall()
+    if not state.stopped:
+        state.queue.put(End(error))
+
+
+def _wrap(exc: BaseException) -> BaseException:
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        return exc
+    if isinstance(exc, json.JSONDecodeError):
+        err: LlmError = JsonParsingError(f"an event is not valid JSON: {exc}")
+    else:
+        err = StreamReadError(f"reading the stream failed: {type(exc).__name__}: {exc}")
+    err.__cause__ = exc
+    err.__traceback__ = exc.__traceback__
+    return err
+
+
+# ---------------------------------------------------------------------------
+# The HTTP source: send, frame, parse, retry before content.
+
+
+class HttpCall:
+    """One HTTP request a provider wants streamed, and how to read the answer.
+
+    ``prepare`` runs before every attempt (and may return a changed call): Bedrock
+    signs there, Codex refreshes its token there.
+    """
+
+    __slots__ = ("method", "url", "headers", "body", "framing", "classify", "prepare")
+
+    def __init__(
+        self,
+        url: str,
+        headers: dict[str, str],
+        body: Optional[bytes],
+        *,
+        framing: str,
+        classify: ErrorClassifier,
+        method: str = "POST",
+        prepare: Optional[Callable[[HttpCall], HttpCall]] = None,
+    ) -> None:
+        if framing not in ("sse", "ndjson", "eventstream"):
+            raise ValueError(f"framing must be 'sse', 'ndjson' or 'eventstream', not {framing!r}")
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.framing = framing
+        self.classify = classify
+        self.prepare = prepare
+
+    def __repr__(self) -> str:
+        return f"HttpCall({self.method} {self.url}, framing={self.framing})"
+
+
+def http_source(
+    call: HttpCall,
+    parse: Parser,
+    *,
+    transport: Transport,
+    timeouts: Timeouts,
+    retry: RetryPolicy,
+    max_event_bytes: int = 16 * 1024 * 1024,
+) -> Source:
+    """A source that streams ``call``, retrying before content as the policy allows."""
+
+    def source(state: StreamState) -> Iterator[LlmResponse]:
+        return _http_chunks(state, call, parse, transport, timeouts, retry, max_event_bytes)
+
+    return source
+
+
+def _http_chunks(
+    state: StreamState,
+    call: HttpCall,
+    parse: Parser,
+    transport: Transport,
+    timeouts: Timeouts,
+    retry: RetryPolicy,
+    max_event_bytes: int,
+) -> Iterator[LlmResponse]:
+    from ._transport._http import send
+
+    started = time.monotonic()
+    read_timeout = timeouts.read_timeout()
+    sent_start = False
+    attempt = 0
+    while True:
+        content = False  # anything beyond Start reached the queue in this attempt
+        resp = None
+        try:
+            this = call.prepare(call) if call.prepare is not None else call
+            resp = send(
+                transport,
+                this.method,
+                this.url,
+                this.headers,
+                this.body,
+                connect_timeout=timeouts.connect,
+                read_timeout=read_timeout,
+                classify=this.classify,
+            )
+            if state.stop_event.is_set():
+                return
+            chunks = _frames(resp, this.framing, max_event_bytes)
+            done = False
+            for chunk in parse(chunks):
+                if done:
+                    continue  # drain the body so the connection can be reused
+                cls = chunk.__class__
+                if cls is Start:
+                    if sent_start:
+                        continue  # a retried attempt: the consumer already has one
+                    sent_start = True
+                elif cls is Done:
+                    done = True
+                elif not content and cls is not Usage:
+                    content = True
+                yield chunk
+                if state.stopped:
+                    return
+            if not done:
+                if state.stop_event.is_set():
+                    return
+                raise StreamInterruptedError(
+                    "the stream ended before the provider said it was done; the connection "
+                    "closed early (a proxy timeout or a server restart)"
+                    + (", after some content arrived" if content else ""),
+                )
+            resp.close()
+            return
+        except Exception as exc:
+            if state.stopped:
+                return
+            err = exc if isinstance(exc, LlmError) else _from_requests(exc, content)
+            if err is not exc:
+                err.__cause__ = exc
+            if content or not getattr(err, "retryable", False):
+                raise err from err.__cause__
+            delay = retry.delay(attempt, getattr(err, "retry_after", None))
+            if delay is None:
+                raise err from err.__cause__
+            if timeouts.total is not None and time.monotonic() + delay - started > timeouts.total:
+                raise err from err.__cause__
+            if resp is not None:
+                resp.close()
+                resp = None
+            if not state.sleep(delay):
+                return
+            attempt += 1
+        finally:
+            if resp is not None:
+                resp.close()
+
+
+def _frames(resp: Any, framing: str, max_event_bytes: int) -> Iterator[Frame]:
+    from ._transport._http import read_chunks
+
+    chunks = read_chunks(resp)
+    if framing == "sse":
+        from ._transport._sse import iter_sse
+
+        return iter_sse(chunks, max_event_bytes=max_event_bytes)
+    if framing == "ndjson":
+        from ._transport._ndjson import iter_ndjson
+
+        return iter_ndjson(chunks, max_event_bytes=max_event_bytes)
+    from ._transport._eventstream import iter_eventstream
+
+    return iter_eventstream(chunks, max_event_bytes=max_event_bytes)
+
+
+def _from_requests(exc: Exception, content: bool) -> BaseException:
+    """The typed error for a failure while reading the body."""
+    import requests
+
+    if isinstance(exc, (requests.exceptions.ReadTimeout, TimeoutError)) or (
+        isinstance(exc, requests.exceptions.ConnectionError) and "timed out" in str(exc)
+    ):
+        return RequestTimeoutError(
+            "the server sent nothing for longer than the socket read timeout", phase="idle"
+        )
+    if isinstance(exc, (requests.exceptions.RequestException, OSError)) or _is_urllib3_error(exc):
+        text = f"{type(exc).__name__}: {exc}"
+        if content:
+            return StreamInterruptedError(f"the connection broke in the middle of the stream ({text})")
+        return NetworkError(f"the connection broke before any content arrived ({text})")
+    return _wrap(exc)
+
+
+def _is_urllib3_error(exc: Exception) -> bool:
+    import urllib3.exceptions
+
+    return isinstance(exc, (urllib3.exceptions.HTTPError, ValueError)) and "urllib3" in type(
+        exc
+    ).__module__

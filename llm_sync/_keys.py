@@ -1,0 +1,65 @@
+"""Where API keys and settings come from: the argument, then the environment, then ``.env``."""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, Optional
+
+from ._errors import MissingApiKeyError
+from ._redact import register_secret
+
+__all__ = ["dotenv_values_from_cwd", "load_dotenv_from_cwd", "require_key", "setting"]
+
+
+def dotenv_values_from_cwd() -> Dict[str, Optional[str]]:
+    """The variables of the ``.env`` found from the working directory upwards (not applied)."""
+    from dotenv import dotenv_values, find_dotenv
+
+    path = find_dotenv(usecwd=True)
+    return dict(dotenv_values(path)) if path else {}
+
+
+def load_dotenv_from_cwd() -> None:
+    """Apply that ``.env`` to ``os.environ``, never overriding variables already set."""
+    from dotenv import find_dotenv, load_dotenv
+
+    path = find_dotenv(usecwd=True)
+    if path:
+        load_dotenv(path, override=False)
+
+
+def setting(explicit: Optional[str], *variables: str) -> Optional[str]:
+    """``explicit`` if given, else the first of ``variables`` set in the environment or ``.env``.
+
+    The ``.env`` file is read (not applied) only when the environment lacks every
+    variable, so an explicit argument or a set variable costs no file access.
+    """
+    if explicit is not None:
+        return explicit
+    for name in variables:
+        got = os.environ.get(name)
+        if got:
+            return got
+    if not variables:
+        return None
+    found = dotenv_values_from_cwd()
+    for name in variables:
+        got = found.get(name)
+        if got:
+            return got
+    return None
+
+
+def require_key(explicit: Optional[str], variable: str, provider: str, *aliases: str) -> str:
+    """The API key, registered for redaction, or ``MissingApiKeyError`` naming how to set it."""
+    key = setting(explicit, variable, *aliases)
+    if not key:
+        raise MissingApiKeyError(
+            f"no API key for {provider}: set {variable} (in the environment or a .env file) "
+            "or pass api_key=",
+            variable=variable,
+            provider=provider,
+        )
+    key = key.strip()
+    register_secret(key)
+    return key

@@ -1,0 +1,364 @@
+"""What the caller holds: ``LlmResponseStream`` (iterate, close, collect) and ``CollectedResponse``."""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from queue import Empty
+from typing import TYPE_CHECKING, Any, Iterator, List, Optional, Tuple
+
+from ._engine import CLOSED, End, Source, StreamState, spawn_reader, stop
+from ._errors import LlmError, RequestTimeoutError
+from ._response import (
+    Done,
+    EncryptedReasoning,
+    LlmResponse,
+    Reasoning,
+    Start,
+    StopReason,
+    Text,
+    ToolRequestComplete,
+    Usage,
+)
+from ._timeouts import Timeouts
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from ._messages import ChatMessage
+    from ._tools import ToolCallRequest
+
+__all__ = ["CollectedResponse", "LlmResponseStream"]
+
+# The consumer never blocks longer than this in one wait, so Ctrl-C and deadlines
+# are noticed promptly even where a signal does not interrupt a lock wait.
+_SLICE = 0.25
+# How long close() waits for the reader after shutting its socket down. The reader
+# normally leaves within a millisecond; close() must return within 100 ms regardless.
+_JOIN = 0.04
+_NEVER = object()
+
+
+class LlmResponseStream:
+    """A blocking iterator of ``LlmResponse`` chunks fed by one reader thread.
+
+    Iterate it (``for chunk in stream``), use it as a context manager, or call
+    :meth:`collect`. :meth:`close` is idempotent and safe from any thread; a
+    ``break`` out of a ``for`` loop, an error, Ctrl-C and garbage collection close it
+    too. Failures are raised from iteration as :class:`LlmError` subclasses.
+    """
+
+    __slots__ = (
+        "_state",
+        "_thread",
+        "_finalizer",
+        "_closed",
+        "_ended",
+        "_got_any",
+        "_saw_done",
+        "_first_deadline",
+        "_idle",
+        "_total_deadline",
+        "_timeouts",
+        "_slice",
+        "provider",
+        "model",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        source: Optional[Source],
+        *,
+        provider: str,
+        model: str,
+        timeouts: Optional[Timeouts] = None,
+        error: Optional[LlmError] = None,
+    ) -> None:
+        self.provider = provider
+        self.model = model
+        t = timeouts if timeouts is not None else Timeouts()
+        self._timeouts = t
+        now = time.monotonic()
+        self._first_deadline = now + t.first_event if t.first_event is not None else None
+        self._total_deadline = now + t.total if t.total is not None else None
+        self._idle = t.idle
+        self._slice = min([_SLICE, *(x for x in (t.first_event, t.idle, t.total) if x is not None)])
+        self._closed = False
+        self._ended = False
+        self._got_any = False
+        self._saw_done = False
+        self._state = StreamState(f"{provider}:{model}")
+        self._thread: Optional[threading.Thread] = None
+        self._finalizer = weakref.finalize(self, stop, self._state)
+        # An error found before anything was sent (a bad request) is raised on first
+        # iteration, like every other failure, and no thread is started for it.
+        if error is not None:
+            self._state.queue.put(End(error))
+        elif source is not None:
+            self._thread = spawn_reader(self._state, source, provider)
+
+    # -- iteration ---------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[LlmResponse]:
+        return _iterate(self)
+
+    def __next__(self) -> LlmResponse:
+        if self._ended:
+            raise StopIteration
+        try:
+            try:
+                item = self._state.queue.get(True, self._slice)
+            except Empty:
+                item = self._wait()
+            if self._total_deadline is not None and time.monotonic() > self._total_deadline:
+                item = self._expired("total")
+        except KeyboardInterrupt:
+            # Ctrl-C in a script or notebook: nobody will read the rest.
+            self.close()
+            raise
+        cls = item.__class__
+        if cls is End:
+            return self._end(item)
+        self._got_any = True
+        if cls is Done:
+            self._ended = self._saw_done = True
+        return item  # type: ignore[no-any-return]
+
+    def _wait(self) -> Any:
+        """The slow path: nothing queued yet; wait in slices, watching the deadlines."""
+        started = time.monotonic() - self._slice
+        q = self._state.queue
+        while True:
+            now = time.monotonic()
+            if self._got_any:
+                phase, deadline = "idle", started + self._idle if self._idle is not None else None
+            else:
+                phase, deadline = "first_event", self._first_deadline
+            if self._total_deadline is not None and (deadline is None or self._total_deadline < deadline):
+                phase, deadline = "total", self._total_deadline
+            if deadline is not None and now >= deadline:
+                return self._expired(phase)
+            wait = _SLICE if deadline is None else min(_SLICE, deadline - now)
+            try:
+                return q.get(True, wait)
+            except Empty:
+                continue
+
+    def _expired(self, phase: str) -> End:
+        seconds = {
+            "first_event": self._timeouts.first_event,
+            "idle": self._timeouts.idle,
+            "total": self._timeouts.total,
+        }[phase]
+        what = {
+            "first_event": "before the first event",
+            "idle": "between two events",
+            "total": "for the whole stream",
+        }[phase]
+        return End(
+            RequestTimeoutError(
+                f"no data for {seconds} s {what}; pass a larger timeout=Timeouts({phase}=...) "
+                "if the model is slow",
+                phase=phase,
+                provider=self.provider,
+                model=self.model,
+            )
+        )
+
+    def _end(self, item: End) -> LlmResponse:
+        self._ended = True
+        error = item.error
+        self.close()
+        if error is None or item is CLOSED:
+            raise StopIteration
+        if isinstance(error, LlmError):
+            if error.provider is None:
+                error.provider = self.provider
+            if error.model is None:
+                error.model = self.model
+        raise error
+
+    # -- lifetime ----------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once the stream was closed (by the caller, an error, or the end)."""
+        return self._closed
+
+    def close(self) -> None:
+        """Stop the stream and release its connection. Idempotent; safe from any thread.
+
+        Returns within about 50 ms even while the reader is blocked on a silent
+        server: the socket is shut down, which wakes the reader, and the reader
+        leaves on its own.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._ended = True
+        thread = self._thread
+        if thread is not None and self._saw_done:
+            # The body is usually fully read a moment after Done; let the reader
+            # finish so its connection goes back to the pool instead of being cut.
+            thread.join(_JOIN)
+        self._finalizer()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(_JOIN)
+
+    def __enter__(self) -> LlmResponseStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<LlmResponseStream {self.provider}:{self.model} {state}>"
+
+    # -- collect -----------------------------------------------------------------
+
+    def collect(self) -> CollectedResponse:
+        """Read the stream to its end and return everything it said.
+
+        On an error, the error is raised with ``.partial`` set to what arrived
+        (a ``CollectedResponse`` with ``complete=False``).
+        """
+        acc = _Collector(self.provider, self.model)
+        try:
+            for chunk in self:
+                acc.add(chunk)
+        except LlmError as err:
+            err.partial = acc.result(complete=False)  # type: ignore[attr-defined]
+            raise
+        return acc.result(complete=acc.done is not None)
+
+
+def _iterate(stream: LlmResponseStream) -> Iterator[LlmResponse]:
+    # A generator, so a `break` out of a for loop (which closes the generator)
+    # closes the stream at once rather than at garbage collection.
+    try:
+        yield from iter(stream.__next__, _NEVER)
+    finally:
+        stream.close()
+
+
+class CollectedResponse:
+    """Everything one stream said, joined: text, reasoning, tool calls, usage, stop reason."""
+
+    __slots__ = (
+        "message_id",
+        "text",
+        "reasoning",
+        "tool_calls",
+        "usage",
+        "stop_reason",
+        "raw_stop_reason",
+        "encrypted_reasoning",
+        "complete",
+        "provider",
+        "model",
+    )
+
+    def __init__(
+        self,
+        *,
+        message_id: Optional[str],
+        text: str,
+        reasoning: str,
+        tool_calls: Tuple[ToolCallRequest, ...],
+        usage: Optional[Usage],
+        stop_reason: Optional[StopReason],
+        raw_stop_reason: Optional[str],
+        encrypted_reasoning: Optional[EncryptedReasoning],
+        complete: bool,
+        provider: str,
+        model: str,
+    ) -> None:
+        self.message_id = message_id
+        self.text = text
+        self.reasoning = reasoning
+        self.tool_calls = tool_calls
+        self.usage = usage
+        self.stop_reason = stop_reason
+        self.raw_stop_reason = raw_stop_reason
+        self.encrypted_reasoning = encrypted_reasoning
+        self.complete = complete
+        self.provider = provider
+        self.model = model
+
+    def to_message(self) -> ChatMessage:
+        """The turn as a ``ChatMessage.Assistant``, ready to append to the context."""
+        from ._messages import AssistantReasoning, ChatMessage, EncryptedReasoningContent
+
+        encrypted = None
+        if self.encrypted_reasoning is not None:
+            encrypted = EncryptedReasoningContent(
+                id=self.encrypted_reasoning.id,
+                model=f"{self.provider}:{self.model}",
+                content=self.encrypted_reasoning.content,
+            )
+        reasoning = AssistantReasoning(
+            summary_text=self.reasoning or None, encrypted_content=encrypted
+        )
+        return ChatMessage.Assistant(
+            content=self.text, reasoning=reasoning, tool_calls=list(self.tool_calls)
+        )
+
+    def __repr__(self) -> str:
+        text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
+        return (
+            f"CollectedResponse(text={text!r}, tool_calls={len(self.tool_calls)}, "
+            f"stop_reason={self.stop_reason!s}, complete={self.complete})"
+        )
+
+
+class _Collector:
+    def __init__(self, provider: str, model: str) -> None:
+        self.provider = provider
+        self.model = model
+        self.message_id: Optional[str] = None
+        self.text: List[str] = []
+        self.reasoning: List[str] = []
+        self.tool_calls: List[ToolCallRequest] = []
+        self.usage: Optional[Usage] = None
+        self.done: Optional[Done] = None
+        self.encrypted: Optional[EncryptedReasoning] = None
+
+    def add(self, chunk: LlmResponse) -> None:
+        cls = chunk.__class__
+        if cls is Text:
+            self.text.append(chunk.chunk)  # type: ignore[attr-defined]
+        elif cls is Reasoning:
+            self.reasoning.append(chunk.chunk)  # type: ignore[attr-defined]
+        elif cls is ToolRequestComplete:
+            self.tool_calls.append(chunk.tool_call)  # type: ignore[attr-defined]
+        elif cls is Usage:
+            self.usage = chunk  # type: ignore[assignment]
+        elif cls is Done:
+            self.done = chunk  # type: ignore[assignment]
+        elif cls is Start:
+            self.message_id = chunk.message_id  # type: ignore[attr-defined]
+        elif cls is EncryptedReasoning:
+            self.encrypted = chunk  # type: ignore[assignment]
+
+    def result(self, *, complete: bool) -> CollectedResponse:
+        return CollectedResponse(
+            message_id=self.message_id,
+            text="".join(self.text),
+            reasoning="".join(self.reasoning),
+            tool_calls=tuple(self.tool_calls),
+            usage=self.usage,
+            stop_reason=self.done.stop_reason if self.done is not None else None,
+            raw_stop_reason=self.done.raw_stop_reason if self.done is not None else None,
+            encrypted_reasoning=self.encrypted,
+            complete=complete,
+            provider=self.provider,
+            model=self.model,
+        )

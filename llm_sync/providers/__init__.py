@@ -1,0 +1,25 @@
+"""The providers, one module each; importing this package loads none of them until used."""
+
+from __future__ import annotations
+
+from ._base import HttpProvider, StreamingModelProvider
+
+# name -> module, filled in as providers land; see llm_sync/__init__.py for why lazy.
+_LAZY: dict[str, str] = {}
+
+__all__ = ["HttpProvider", "StreamingModelProvider"]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llm_sync.providers' has no attribute {name!r}")
+    import importlib
+
+    found = getattr(importlib.import_module(module), name)
+    globals()[name] = found
+    return found
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

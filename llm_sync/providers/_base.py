@@ -1,0 +1,200 @@
+"""The provider interface (``StreamingModelProvider``) and the base every HTTP provider shares."""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Optional, Tuple, TypeVar
+
+from .._errors import LlmError
+from .._keys import require_key, setting
+from .._redact import mask, register_secret
+from .._retry import RetryPolicy
+from .._timeouts import Timeouts, TimeoutSpec, as_timeouts
+
+if TYPE_CHECKING:
+    from .._context import Context
+    from .._engine import HttpCall
+    from .._model import LlmModel
+    from .._response import LlmResponse
+    from .._stream import LlmResponseStream
+    from .._transport._frame import Frame
+    from .._transport._http import Transport
+
+__all__ = ["HttpProvider", "StreamingModelProvider"]
+
+P = TypeVar("P", bound="HttpProvider")
+Parser = Callable[[Iterator["Frame"]], Iterator["LlmResponse"]]
+
+
+class StreamingModelProvider(ABC):
+    """Anything that turns a ``Context`` into a stream of ``LlmResponse`` chunks."""
+
+    @abstractmethod
+    def stream_response(self, context: Context) -> LlmResponseStream:
+        """Start the request now and return the stream of its answer."""
+
+    @abstractmethod
+    def display_name(self) -> str:
+        """A human label such as ``"Anthropic (claude-sonnet-4-5)"``."""
+
+    def context_window(self) -> Optional[int]:
+        """The model's context window in tokens, when known."""
+        return None
+
+    def model(self) -> Optional[LlmModel]:
+        """The catalog entry of the model, when known."""
+        return None
+
+
+class HttpProvider(StreamingModelProvider):
+    """Configuration shared by the HTTP providers: key, model, base URL, timeouts, retries.
+
+    Instances are immutable (the ``with_*`` methods return copies), thread-safe,
+    picklable (configuration only) and safe across ``fork``: the requests Session
+    is created on first use, per process, and shared by copies.
+    """
+
+    #: The provider id used in model strings and thread names: ``"anthropic"``.
+    provider_id: ClassVar[str] = ""
+    #: The human name in ``display_name()``.
+    label: ClassVar[str] = ""
+    default_model: ClassVar[str] = ""
+    default_base_url: ClassVar[str] = ""
+    #: The variable holding the key; None for servers that need none.
+    key_variable: ClassVar[Optional[str]] = None
+    key_required: ClassVar[bool] = True
+    base_url_variable: ClassVar[Optional[str]] = None
+
+    def __init__(
+        self,
+        api_key: Optional[str] = None,
+        *,
+        model: Optional[str] = None,
+        base_url: Optional[str] = None,
+        timeout: TimeoutSpec = None,
+        max_retries: Optional[int] = None,
+    ) -> None:
+        if self.key_variable is not None and self.key_required:
+            key: Optional[str] = require_key(api_key, self.key_variable, self.label)
+        else:
+            key = setting(api_key, self.key_variable) if self.key_variable else api_key
+            if key:
+                register_secret(key)
+        if api_key is not None and not api_key.strip():
+            raise ValueError(f"api_key for {self.label} is empty; pass a key or leave it None")
+        self._api_key = key
+        self._model = model or self.default_model
+        if not self._model:
+            raise ValueError(f"{self.label} needs a model name: pass model=")
+        url = setting(base_url, self.base_url_variable) if self.base_url_variable else base_url
+        self._base_url = (url or self.default_base_url).rstrip("/")
+        if not self._base_url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"base_url {self._base_url!r} for {self.label} needs an http:// or https:// prefix"
+            )
+        self._timeouts = as_timeouts(timeout)
+        self._retry = RetryPolicy() if max_retries is None else RetryPolicy(max_retries=max_retries)
+        self._transport_ref: Optional[Transport] = None
+
+    # -- configuration -----------------------------------------------------------
+
+    @classmethod
+    def from_env(cls: type[P], **kwargs: Any) -> P:
+        """Build from the environment, after loading a ``.env`` that never overrides set variables."""
+        from .._keys import load_dotenv_from_cwd
+
+        load_dotenv_from_cwd()
+        return cls(**kwargs)
+
+    @property
+    def model_name(self) -> str:
+        return self._model
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return self._timeouts
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return self._retry
+
+    def _replace(self: P, **changes: Any) -> P:
+        new = copy.copy(self)
+        for name, v in changes.items():
+            object.__setattr__(new, name, v)
+        return new
+
+    def with_model(self: P, model: str) -> P:
+        if not model:
+            raise ValueError("with_model needs a model name")
+        return self._replace(_model=model)
+
+    def with_base_url(self: P, base_url: str) -> P:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url {base_url!r} needs an http:// or https:// prefix")
+        return self._replace(_base_url=base_url.rstrip("/"))
+
+    def with_timeout(self: P, timeout: TimeoutSpec) -> P:
+        return self._replace(_timeouts=as_timeouts(timeout))
+
+    def with_max_retries(self: P, max_retries: int) -> P:
+        return self._replace(_retry=RetryPolicy(max_retries=max_retries))
+
+    def display_name(self) -> str:
+        return f"{self.label} ({self._model})"
+
+    def __repr__(self) -> str:
+        key = f", api_key={mask(self._api_key)!r}" if self._api_key else ""
+        return f"{type(self).__name__}(model={self._model!r}, base_url={self._base_url!r}{key})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_transport_ref"] = None  # sockets do not travel
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self._api_key:
+            register_secret(self._api_key)
+
+    def _transport(self) -> Transport:
+        t = self._transport_ref
+        if t is None:
+            from .._transport._http import Transport
+
+            # Shared with copies made before this point is fine: a Session is thread-safe.
+            t = self._transport_ref = Transport()
+        return t
+
+    # -- streaming ---------------------------------------------------------------
+
+    @abstractmethod
+    def build_call(self, context: Context) -> Tuple[HttpCall, Parser]:
+        """The HTTP request for ``context`` and the parser of its frames."""
+
+    def stream_response(self, context: Context) -> LlmResponseStream:
+        from .._engine import http_source
+        from .._stream import LlmResponseStream
+
+        snapshot = context.copy()
+        try:
+            call, parse = self.build_call(snapshot)
+        except LlmError as err:
+            if err.provider is None:
+                err.provider = self.provider_id
+            if err.model is None:
+                err.model = self._model
+            return LlmResponseStream(
+                None, provider=self.provider_id, model=self._model, timeouts=self._timeouts, error=err
+            )
+        source = http_source(
+            call, parse, transport=self._transport(), timeouts=self._timeouts, retry=self._retry
+        )
+        return LlmResponseStream(
+            source, provider=self.provider_id, model=self._model, timeouts=self._timeouts
+        )

@@ -1,0 +1,80 @@
+"""Shared fixtures: the loopback server, and the check that no test leaks a thread or socket."""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, Set
+
+import pytest
+
+from tests.support.server import LoopbackServer
+
+REPO = Path(__file__).resolve().parents[1]
+WIRE = REPO.parent / "shared" / "wire"
+
+
+def _socket_fds() -> Set[str]:
+    # Each open socket appears in /proc/self/fd as "socket:[inode]"; the inode
+    # identifies it even when the fd number is reused.
+    found = set()
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return found
+    for name in names:
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+        if target.startswith("socket:"):
+            found.add(target)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that leaves a thread or a socket behind (after a bounded grace period)."""
+    threads_before = set(threading.enumerate())
+    sockets_before = _socket_fds()
+    yield
+    if request.node.get_closest_marker("leaks_allowed"):
+        return
+    deadline = time.monotonic() + 2.0
+    while True:
+        gc.collect()
+        threads = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+        sockets = _socket_fds() - sockets_before
+        if not threads and not sockets:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"test left behind threads {[t.name for t in threads]} and sockets {sorted(sockets)}"
+            )
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def server() -> Iterator[LoopbackServer]:
+    with LoopbackServer() as s:
+        yield s
+
+
+@pytest.fixture
+def wire() -> Path:
+    """The real recorded provider responses in ../shared/wire; skips when absent."""
+    if not WIRE.is_dir():
+        pytest.skip(f"{WIRE} is absent (real wire recordings are not part of the project)")
+    return WIRE
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("LLM_SYNC_LIVE") == "1":
+        return
+    skip = pytest.mark.skip(reason="live test: set LLM_SYNC_LIVE=1 and the provider's API key")
+    for item in items:
+        if "live" in item.keywords:
+            item.add_marker(skip)

@@ -1,0 +1,385 @@
+"""The stream engine over real HTTP on 127.0.0.1: order, close, break, GC, errors, timeouts, retries."""
+
+from __future__ import annotations
+
+import _thread
+import gc
+import socket
+import threading
+import time
+import traceback
+from typing import List
+
+import pytest
+
+from llm_sync import (
+    ApiError,
+    ApiRequestError,
+    Context,
+    InvalidApiKeyError,
+    LlmResponse,
+    NetworkError,
+    RateLimitedError,
+    RequestTimeoutError,
+    ServerError,
+    StopReason,
+    StreamInterruptedError,
+)
+from llm_sync._timeouts import Timeouts
+from tests.support.server import Close, LoopbackServer, Raw, Reply, Reset, Sleep, Stall, sse_chunks
+from tests.support.toy import PING, ToyProvider, done, start, text
+
+SSE = {"content-type": "text/event-stream"}
+
+
+def toy(server: LoopbackServer, **kw: object) -> ToyProvider:
+    return ToyProvider(base_url=server.url, **kw)  # type: ignore[arg-type]
+
+
+def reader_threads() -> List[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("llm_sync-")]
+
+
+def wait_no_readers(limit: float = 1.0) -> float:
+    """Seconds until no reader thread is left; fails past ``limit``."""
+    t0 = time.monotonic()
+    while reader_threads():
+        if time.monotonic() - t0 > limit:
+            pytest.fail(f"reader threads still alive after {limit} s: {reader_threads()}")
+        time.sleep(0.005)
+    return time.monotonic() - t0
+
+
+def ok_reply(*texts: str) -> Reply:
+    return Reply.event_stream(start(), *(text(t) for t in texts), {"type": "usage", "input": 3, "output": 2}, done())
+
+
+def test_chunks_arrive_in_order_with_start_first_and_done_last(server: LoopbackServer) -> None:
+    server.reply(ok_reply("Hel", "lo"))
+    with toy(server).stream_response(Context()) as stream:
+        chunks = list(stream)
+    assert chunks == [
+        LlmResponse.Start("m1"),
+        LlmResponse.Text("Hel"),
+        LlmResponse.Text("lo"),
+        LlmResponse.Usage(3, 2),
+        LlmResponse.Done(StopReason.END_TURN, "end_turn"),
+    ]
+    assert stream.closed
+    assert server.requests[0].json() == {"model": "toy-1", "messages": 0}
+
+
+def test_collect_joins_the_turn(server: LoopbackServer) -> None:
+    server.reply(ok_reply("a", "b", "c"))
+    got = toy(server).stream_response(Context()).collect()
+    assert (got.message_id, got.text, got.stop_reason, got.complete) == ("m1", "abc", StopReason.END_TURN, True)
+    assert got.usage == LlmResponse.Usage(3, 2)
+    message = got.to_message()
+    assert message.content == "abc"
+
+
+def test_a_second_stream_reuses_the_connection(server: LoopbackServer) -> None:
+    provider = toy(server)
+    for _ in range(3):
+        server.reply(ok_reply("x"))
+        assert provider.stream_response(Context()).collect().text == "x"
+    assert server.connections_accepted == 1
+
+
+def test_close_from_another_thread_during_a_stall_returns_promptly(server: LoopbackServer) -> None:
+    server.reply(Reply(headers=SSE, body=[*sse_chunks(start(), text("a")), Stall(10)], chunked=True))
+    stream = toy(server).stream_response(Context())
+    assert next(stream) == LlmResponse.Start("m1")
+    assert next(stream) == LlmResponse.Text("a")
+    took: List[float] = []
+
+    def closer() -> None:
+        t0 = time.monotonic()
+        stream.close()
+        took.append(time.monotonic() - t0)
+
+    t = threading.Timer(0.1, closer)
+    t.start()
+    # The consumer blocks in next(); the close from the timer thread ends iteration quietly.
+    with pytest.raises(StopIteration):
+        next(stream)
+    t.join(2)
+    assert took and took[0] < 0.1, took
+    assert stream.closed
+    wait_no_readers(1.0)
+
+
+def test_close_while_the_server_never_sends_headers(server: LoopbackServer) -> None:
+    answer = threading.Event()
+
+    def held(req: object) -> Reply:
+        answer.wait(5)  # the status line is held back until the test is over
+        return Reply(status=500)
+
+    server.reply(Reply.from_function(held))
+    stream = toy(server).stream_response(Context())
+    server.wait_for_requests(1, 2.0)
+    try:
+        t0 = time.monotonic()
+        stream.close()
+        assert time.monotonic() - t0 < 0.1
+        wait_no_readers(1.0)
+    finally:
+        answer.set()
+
+
+def test_break_closes_the_stream_and_ends_the_reader(server: LoopbackServer) -> None:
+    server.reply(Reply(headers=SSE, body=[*sse_chunks(start(), text("a")), Stall(10)], chunked=True))
+    stream = toy(server).stream_response(Context())
+    for chunk in stream:
+        if isinstance(chunk, LlmResponse.Text):
+            break
+    assert stream.closed
+    wait_no_readers(1.0)
+
+
+def test_an_abandoned_stream_is_closed_by_garbage_collection(server: LoopbackServer) -> None:
+    server.reply(Reply(headers=SSE, body=[*sse_chunks(start(), text("a")), Stall(10)], chunked=True))
+    stream = toy(server).stream_response(Context())
+    assert next(stream) == LlmResponse.Start("m1")
+    del stream
+    gc.collect()
+    wait_no_readers(1.0)
+
+
+def test_an_error_crosses_to_the_caller_with_the_readers_traceback(server: LoopbackServer) -> None:
+    server.reply(Reply.event_stream(start(), text("a"), {"type": "error", "kind": "bad", "message": "nope"}))
+    stream = toy(server).stream_response(Context())
+    with pytest.raises(ApiError, match="nope") as info:
+        list(stream)
+    frames = [f.name for f in traceback.extract_tb(info.value.__traceback__)]
+    assert "parse_toy" in frames  # raised in the reader thread, re-raised here
+    assert info.value.provider == "toy" and info.value.model == "toy-1"
+    assert stream.closed
+    wait_no_readers(1.0)
+
+
+def test_collect_attaches_what_arrived_to_the_error(server: LoopbackServer) -> None:
+    server.reply(Reply(headers=SSE, body=[*sse_chunks(start(), text("part")), Reset()], chunked=True))
+    with pytest.raises(StreamInterruptedError) as info:
+        toy(server).stream_response(Context()).collect()
+    partial = info.value.partial
+    assert partial is not None and partial.text == "part" and not partial.complete
+
+
+# -- timeouts -----------------------------------------------------------------
+
+
+def test_first_event_timeout(server: LoopbackServer) -> None:
+    server.reply(Reply(headers=SSE, body=[Stall(10)], chunked=True))
+    t0 = time.monotonic()
+    with pytest.raises(RequestTimeoutError) as info:
+        list(toy(server, timeout=Timeouts(first_event=0.3)).stream_response(Context()))
+    assert info.value.phase == "first_event"
+    assert 0.25 < time.monotonic() - t0 < 2.0
+
+
+def test_keepalive_pings_do_not_reset_the_idle_timeout(server: LoopbackServer) -> None:
+    pings = []
+    for _ in range(40):
+        pings += [Sleep(0.05), *sse_chunks(PING), b": keep-alive\n\n"]
+    server.reply(Reply(headers=SSE, body=[*sse_chunks(start(), text("a")), *pings], chunked=True))
+    stream = toy(server, timeout=Timeouts(idle=0.4)).stream_response(Context())
+    assert [next(stream), next(stream)] == [LlmResponse.Start("m1"), LlmResponse.Text("a")]
+    t0 = time.monotonic()
+    with pytest.raises(RequestTimeoutError) as info:
+        next(stream)
+    assert info.value.phase == "idle"
+    assert 0.35 < time.monotonic() - t0 < 1.5
+
+
+def test_total_deadline_cuts_a_stream_that_keeps_talking(server: LoopbackServer) -> None:
+    trickle = []
+    for i in range(100):
+        trickle += [Sleep(0.02), *sse_chunks(text(str(i)))]
+    server.reply(Reply(headers=SSE, body=[*sse_chunks(start()), *trickle], chunked=True))
+    t0 = time.monotonic()
+    with pytest.raises(RequestTimeoutError) as info:
+        list(toy(server, timeout=Timeouts(total=0.4)).stream_response(Context()))
+    assert info.value.phase == "total"
+    assert 0.35 < time.monotonic() - t0 < 1.5
+
+
+def test_connect_timeout() -> None:
+    # A listening socket whose backlog is full: the kernel drops further SYNs, so
+    # connect() hangs, all on 127.0.0.1.
+    listener = socket.socket()
+    fillers: List[socket.socket] = []
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        for _ in range(8):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            fillers.append(s)
+        time.sleep(0.05)
+        provider = ToyProvider(base_url=f"http://127.0.0.1:{port}", timeout=Timeouts(connect=0.3), max_retries=0)
+        t0 = time.monotonic()
+        with pytest.raises(RequestTimeoutError) as info:
+            list(provider.stream_response(Context()))
+        assert info.value.phase == "connect"
+        assert time.monotonic() - t0 < 3.0
+    finally:
+        for s in fillers:
+            s.close()
+        listener.close()
+
+
+# -- retries ------------------------------------------------------------------
+
+
+def test_429_with_retry_after_is_retried_after_the_wait(server: LoopbackServer) -> None:
+    server.reply(Reply.json({"error": {"message": "slow down"}}, status=429, headers={"retry-after": "0.3"}))
+    server.reply(ok_reply("fine"))
+    t0 = time.monotonic()
+    got = toy(server).stream_response(Context()).collect()
+    assert got.text == "fine"
+    assert time.monotonic() - t0 >= 0.3
+    assert len(server.requests) == 2
+
+
+def test_retry_after_ms_wins_over_retry_after(server: LoopbackServer) -> None:
+    server.reply(
+        Reply.json({"error": "busy"}, status=503, headers={"retry-after-ms": "50", "retry-after": "30"})
+    )
+    server.reply(ok_reply("ok"))
+    t0 = time.monotonic()
+    assert toy(server).stream_response(Context()).collect().text == "ok"
+    assert time.monotonic() - t0 < 5
+
+
+def test_retries_are_bounded_and_the_last_error_is_raised(server: LoopbackServer) -> None:
+    for _ in range(3):
+        server.reply(Reply.json({"error": {"message": "down"}}, status=500, headers={"retry-after": "0"}))
+    with pytest.raises(ServerError, match="down") as info:
+        list(toy(server, max_retries=2).stream_response(Context()))
+    assert info.value.status == 500 and info.value.retryable
+    assert len(server.requests) == 3
+
+
+def test_a_retry_after_beyond_the_cap_is_not_waited_for(server: LoopbackServer) -> None:
+    server.reply(Reply.json({"error": "later"}, status=429, headers={"retry-after": "3600"}))
+    t0 = time.monotonic()
+    with pytest.raises(RateLimitedError) as info:
+        list(toy(server).stream_response(Context()))
+    assert info.value.retry_after == 3600
+    assert time.monotonic() - t0 < 2
+    assert len(server.requests) == 1
+
+
+def test_an_in_band_overload_before_content_is_retried_without_a_second_start(server: LoopbackServer) -> None:
+    server.reply(Reply.event_stream(start("first"), {"type": "error", "kind": "overloaded", "message": "busy"}))
+    server.reply(ok_reply("hi"))
+    chunks = list(toy(server, timeout=5).stream_response(Context()))
+    assert [c for c in chunks if isinstance(c, LlmResponse.Start)] == [LlmResponse.Start("first")]
+    assert LlmResponse.Text("hi") in chunks
+    assert len(server.requests) == 2
+
+
+def test_auth_errors_are_never_retried(server: LoopbackServer) -> None:
+    server.reply(Reply.json({"error": {"message": "invalid x-api-key"}}, status=401))
+    with pytest.raises(InvalidApiKeyError) as info:
+        list(toy(server).stream_response(Context()))
+    assert not info.value.retryable
+    assert len(server.requests) == 1
+
+
+def test_no_retry_once_content_reached_the_caller(server: LoopbackServer) -> None:
+    server.reply(Reply(headers=SSE, body=[*sse_chunks(start(), text("a")), Reset()], chunked=True))
+    server.reply(ok_reply("never"))
+    stream = toy(server).stream_response(Context())
+    assert next(stream) == LlmResponse.Start("m1")
+    assert next(stream) == LlmResponse.Text("a")
+    with pytest.raises(StreamInterruptedError):
+        next(stream)
+    assert len(server.requests) == 1
+
+
+def test_truncated_chunked_encoding_after_content_is_an_interruption(server: LoopbackServer) -> None:
+    server.reply(Reply(headers=SSE, body=[*sse_chunks(start(), text("a")), Raw(b"40\r\ndata: {"), Close()], chunked=True))
+    with pytest.raises(StreamInterruptedError):
+        list(toy(server).stream_response(Context()))
+
+
+def test_a_body_that_ends_without_done_is_an_interruption(server: LoopbackServer) -> None:
+    server.reply(Reply.event_stream(start(), text("a")))
+    with pytest.raises(StreamInterruptedError, match="ended before"):
+        list(toy(server, max_retries=0).stream_response(Context()))
+
+
+def test_connection_refused_is_a_network_error() -> None:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    with pytest.raises(NetworkError):
+        list(ToyProvider(base_url=f"http://127.0.0.1:{port}", max_retries=0).stream_response(Context()))
+
+
+def test_an_html_error_page_is_named_as_such(server: LoopbackServer) -> None:
+    page = b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+    server.reply(Reply(status=502, headers={"content-type": "text/html"}, body=page))
+    with pytest.raises(ServerError, match=r"HTML page.*502 Bad Gateway"):
+        list(toy(server, max_retries=0).stream_response(Context()))
+
+
+def test_a_redirect_to_another_host_is_refused(server: LoopbackServer) -> None:
+    server.reply(Reply(status=307, headers={"location": "http://example.invalid/v1/stream"}))
+    with pytest.raises(ApiRequestError, match="redirect"):
+        list(toy(server).stream_response(Context()))
+    assert len(server.requests) == 1
+
+
+def test_a_same_origin_307_is_followed_with_the_body(server: LoopbackServer) -> None:
+    server.reply(Reply(status=307, headers={"location": "/v2/stream"}))
+    server.reply(ok_reply("moved"))
+    assert toy(server).stream_response(Context()).collect().text == "moved"
+    assert [r.path for r in server.requests] == ["/v1/stream", "/v2/stream"]
+    assert server.requests[1].json()["model"] == "toy-1"
+
+
+def test_keyboard_interrupt_while_waiting_closes_the_stream(server: LoopbackServer) -> None:
+    server.reply(Reply(headers=SSE, body=[*sse_chunks(start()), Stall(10)], chunked=True))
+    stream = toy(server).stream_response(Context())
+    assert next(stream) == LlmResponse.Start("m1")
+    timer = threading.Timer(0.1, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            next(stream)
+    finally:
+        timer.join()
+    assert stream.closed
+    wait_no_readers(1.0)
+
+
+def test_a_slow_consumer_holds_the_reader_at_the_queue_bound(server: LoopbackServer) -> None:
+    from llm_sync import _engine
+
+    n = _engine.MAX_QUEUED + 500
+    server.reply(Reply.event_stream(start(), *(text("x") for _ in range(n)), done()))
+    stream = toy(server).stream_response(Context())
+    time.sleep(0.3)
+    assert stream._state.queue.qsize() <= _engine.MAX_QUEUED + 1
+    assert len(list(stream)) == n + 2  # Start, every Text, Done: nothing dropped
+
+
+def test_a_thousand_abandoned_streams_leave_no_thread(server: LoopbackServer) -> None:
+    provider = toy(server)
+    before = threading.active_count()
+    for _ in range(200):
+        server.reply(Reply(headers=SSE, body=[*sse_chunks(start()), Stall(10)], chunked=True))
+    for _ in range(200):
+        stream = provider.stream_response(Context())
+        next(stream)
+        del stream
+    wait_no_readers(2.0)
+    assert threading.active_count() <= before + 200  # server-side connection threads only
+
