@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._content import ContentBlock
 from ._context import Context
 from ._errors import (
@@ -34,14 +36,25 @@ from ._tools import ToolCallError, ToolCallRequest, ToolCallResult, ToolDefiniti
 from ._version import __version__
 from .providers._base import StreamingModelProvider
 
+if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and IDEs
+    from . import providers as providers
+    from . import testing as testing
+    from .providers.anthropic import AnthropicProvider
+    from .providers.gemini import GeminiProvider
+    from .providers.openai import OpenAiProvider
+
 # Provider classes and optional submodules load on first use, so `import llm_sync`
 # stays cheap and an extra's dependency (botocore) is needed only by its provider.
 _LAZY: dict[str, str] = {
+    "AnthropicProvider": "llm_sync.providers.anthropic",
+    "GeminiProvider": "llm_sync.providers.gemini",
+    "OpenAiProvider": "llm_sync.providers.openai",
     "providers": "llm_sync.providers",
     "testing": "llm_sync.testing",
 }
 
 __all__ = [
+    "AnthropicProvider",
     "ApiError",
     "ApiRequestError",
     "AssistantReasoning",
@@ -51,6 +64,7 @@ __all__ = [
     "Context",
     "ContextOverflowError",
     "EncryptedReasoningContent",
+    "GeminiProvider",
     "InvalidApiKeyError",
     "JsonParsingError",
     "LlmError",
@@ -60,6 +74,7 @@ __all__ = [
     "MissingApiKeyError",
     "NetworkError",
     "OAuthError",
+    "OpenAiProvider",
     "RateLimitedError",
     "ReasoningEffort",
     "RequestTimeoutError",

@@ -5,9 +5,13 @@ from __future__ import annotations
 from ._base import HttpProvider, StreamingModelProvider
 
 # name -> module, filled in as providers land; see llm_sync/__init__.py for why lazy.
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "AnthropicProvider": "llm_sync.providers.anthropic",
+    "GeminiProvider": "llm_sync.providers.gemini",
+    "OpenAiProvider": "llm_sync.providers.openai",
+}
 
-__all__ = ["HttpProvider", "StreamingModelProvider"]
+__all__ = ["AnthropicProvider", "GeminiProvider", "HttpProvider", "OpenAiProvider", "StreamingModelProvider"]
 
 
 def __getattr__(name: str) -> object:
