@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from . import providers as providers
     from . import testing as testing
     from .providers.anthropic import AnthropicProvider
+    from .providers.bedrock import BedrockProvider
     from .providers.gemini import GeminiProvider
     from .providers.openai import OpenAiProvider
 
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
 # stays cheap and an extra's dependency (botocore) is needed only by its provider.
 _LAZY: dict[str, str] = {
     "AnthropicProvider": "llm_sync.providers.anthropic",
+    "BedrockProvider": "llm_sync.providers.bedrock",
     "GeminiProvider": "llm_sync.providers.gemini",
     "OpenAiProvider": "llm_sync.providers.openai",
     "providers": "llm_sync.providers",
@@ -58,6 +60,7 @@ __all__ = [
     "ApiError",
     "ApiRequestError",
     "AssistantReasoning",
+    "BedrockProvider",
     "ChatMessage",
     "CollectedResponse",
     "ContentBlock",

@@ -7,11 +7,19 @@ from ._base import HttpProvider, StreamingModelProvider
 # name -> module, filled in as providers land; see llm_sync/__init__.py for why lazy.
 _LAZY: dict[str, str] = {
     "AnthropicProvider": "llm_sync.providers.anthropic",
+    "BedrockProvider": "llm_sync.providers.bedrock",
     "GeminiProvider": "llm_sync.providers.gemini",
     "OpenAiProvider": "llm_sync.providers.openai",
 }
 
-__all__ = ["AnthropicProvider", "GeminiProvider", "HttpProvider", "OpenAiProvider", "StreamingModelProvider"]
+__all__ = [
+    "AnthropicProvider",
+    "BedrockProvider",
+    "GeminiProvider",
+    "HttpProvider",
+    "OpenAiProvider",
+    "StreamingModelProvider",
+]
 
 
 def __getattr__(name: str) -> object:
