@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._alloyed import AlloyedModelProvider
+from ._catalog import all_models, available_models, estimate_cost, get_local_models
 from ._content import ContentBlock
 from ._context import Context
 from ._errors import (
@@ -26,7 +28,8 @@ from ._errors import (
     UnsupportedContentError,
 )
 from ._messages import AssistantReasoning, ChatMessage, EncryptedReasoningContent
-from ._model import LlmModel
+from ._model import LlmModel, ModelPrices
+from ._parse import UnknownModelError, parse_model
 from ._reasoning import ReasoningEffort
 from ._response import LlmResponse, StopReason, TokenUsage
 from ._retry import RetryPolicy
@@ -56,6 +59,7 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "AlloyedModelProvider",
     "AnthropicProvider",
     "ApiError",
     "ApiRequestError",
@@ -75,6 +79,7 @@ __all__ = [
     "LlmResponse",
     "LlmResponseStream",
     "MissingApiKeyError",
+    "ModelPrices",
     "NetworkError",
     "OAuthError",
     "OpenAiProvider",
@@ -95,8 +100,14 @@ __all__ = [
     "ToolCallResult",
     "ToolDefinition",
     "ToolParameterParsingError",
+    "UnknownModelError",
     "UnsupportedContentError",
     "__version__",
+    "all_models",
+    "available_models",
+    "estimate_cost",
+    "get_local_models",
+    "parse_model",
 ]
 
 

@@ -136,7 +136,12 @@ def _wrap(exc: BaseException) -> BaseException:
     if isinstance(exc, json.JSONDecodeError):
         err: LlmError = JsonParsingError(f"an event is not valid JSON: {exc}")
     else:
-        err = StreamReadError(f"reading the stream failed: {type(exc).__name__}: {exc}")
+        # Not a framing or provider error: a bug here, or an answer no parser expected.
+        # Name it plainly so it is not mistaken for a network problem.
+        err = StreamReadError(
+            f"llm_sync failed while handling the stream ({type(exc).__name__}: {exc}); the "
+            "traceback's cause shows where; please report it with the provider and model"
+        )
     err.__cause__ = exc
     err.__traceback__ = exc.__traceback__
     return err

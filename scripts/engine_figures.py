@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from llm_sync import Context  # noqa: E402
-from tests.support.server import LoopbackServer, Reply, Stall, sse_chunks  # noqa: E402
-from tests.support.toy import ToyProvider, start  # noqa: E402
+from llm_sync import Context
+from tests.support.server import LoopbackServer, Reply, Stall, sse_chunks
+from tests.support.toy import ToyProvider, start
 
 PROBE = "import time; t = time.perf_counter(); import {mods}; print(time.perf_counter() - t)"
 

@@ -65,6 +65,9 @@ class HttpProvider(StreamingModelProvider):
     key_variable: ClassVar[Optional[str]] = None
     key_required: ClassVar[bool] = True
     base_url_variable: ClassVar[Optional[str]] = None
+    #: The catalog provider whose entries describe this provider's models, when it
+    #: differs from ``provider_id``; providers with no catalog entries get None answers.
+    catalog_provider: ClassVar[Optional[str]] = None
 
     def __init__(
         self,
@@ -147,6 +150,20 @@ class HttpProvider(StreamingModelProvider):
 
     def display_name(self) -> str:
         return f"{self.label} ({self._model})"
+
+    def model(self) -> Optional[LlmModel]:
+        """The catalog entry of this provider's model; None when the catalog lacks it."""
+        from .._catalog import lookup
+
+        return lookup(self.catalog_provider or self.provider_id, self._model)
+
+    def context_window(self) -> Optional[int]:
+        """The catalog's context window for this provider's model, when known."""
+        from .._catalog import lookup
+
+        # Straight from the catalog, so a subclass's own model() does not hide it.
+        found = lookup(self.catalog_provider or self.provider_id, self._model)
+        return found.context_window if found is not None else None
 
     def __repr__(self) -> str:
         key = f", api_key={mask(self._api_key)!r}" if self._api_key else ""
