@@ -45,15 +45,25 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from .providers.anthropic import AnthropicProvider
     from .providers.bedrock import BedrockProvider
     from .providers.gemini import GeminiProvider
+    from .providers.ollama import OllamaProvider
     from .providers.openai import OpenAiProvider
+    from .providers.openai_compatible import OpenAiCompatibleProvider
+    from .providers.openrouter import OpenRouterProvider
+    from .providers.presets import DeepSeekProvider, MoonshotProvider, ZaiProvider
 
 # Provider classes and optional submodules load on first use, so `import llm_sync`
 # stays cheap and an extra's dependency (botocore) is needed only by its provider.
 _LAZY: dict[str, str] = {
     "AnthropicProvider": "llm_sync.providers.anthropic",
     "BedrockProvider": "llm_sync.providers.bedrock",
+    "DeepSeekProvider": "llm_sync.providers.presets",
     "GeminiProvider": "llm_sync.providers.gemini",
+    "MoonshotProvider": "llm_sync.providers.presets",
+    "OllamaProvider": "llm_sync.providers.ollama",
+    "OpenAiCompatibleProvider": "llm_sync.providers.openai_compatible",
     "OpenAiProvider": "llm_sync.providers.openai",
+    "OpenRouterProvider": "llm_sync.providers.openrouter",
+    "ZaiProvider": "llm_sync.providers.presets",
     "providers": "llm_sync.providers",
     "testing": "llm_sync.testing",
 }
@@ -70,6 +80,7 @@ __all__ = [
     "ContentBlock",
     "Context",
     "ContextOverflowError",
+    "DeepSeekProvider",
     "EncryptedReasoningContent",
     "GeminiProvider",
     "InvalidApiKeyError",
@@ -80,9 +91,13 @@ __all__ = [
     "LlmResponseStream",
     "MissingApiKeyError",
     "ModelPrices",
+    "MoonshotProvider",
     "NetworkError",
     "OAuthError",
+    "OllamaProvider",
+    "OpenAiCompatibleProvider",
     "OpenAiProvider",
+    "OpenRouterProvider",
     "RateLimitedError",
     "ReasoningEffort",
     "RequestTimeoutError",
@@ -102,6 +117,7 @@ __all__ = [
     "ToolParameterParsingError",
     "UnknownModelError",
     "UnsupportedContentError",
+    "ZaiProvider",
     "__version__",
     "all_models",
     "available_models",

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from ._model import LlmModel, ModelPrices
@@ -26,12 +25,12 @@ __all__ = [
     "provider_label",
 ]
 
-_PATH = Path(__file__).with_name("catalog.json")
+_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "catalog.json")
 
 # A trailing release date (-20250929, -2024-08-06) or a moving alias (-latest):
 # dropped when comparing ids tolerantly, so "claude-3-5-haiku-latest" finds the
 # dated catalog entry when exactly one entry shares the stem.
-_SUFFIX = re.compile(r"(?:-latest|-\d{8}|-\d{4}-\d{2}-\d{2})$")
+_SUFFIX_PATTERN = r"(?:-latest|-\d{8}|-\d{4}-\d{2}-\d{2})$"
 
 
 class _Provider:
@@ -74,7 +73,7 @@ def _catalog() -> _Catalog:
 
 
 def _stem(model_id: str) -> str:
-    return _SUFFIX.sub("", model_id.lower())
+    return re.sub(_SUFFIX_PATTERN, "", model_id.lower())
 
 
 def _model(provider: str, env: Optional[str], m: Mapping[str, Any]) -> LlmModel:
@@ -157,6 +156,8 @@ def all_models(provider: Optional[str] = None) -> List[LlmModel]:
 
 def _has_credentials(provider: str) -> bool:
     """For providers without a key variable: whether their sign-in looks set up."""
+    from pathlib import Path  # only here: pathlib costs several ms at import
+
     home = Path.home()
     if provider == "codex":
         codex_home = os.environ.get("CODEX_HOME")

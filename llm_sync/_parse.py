@@ -15,9 +15,7 @@ any name. An unknown provider or model raises :class:`UnknownModelError` listing
 
 from __future__ import annotations
 
-import difflib
 import importlib
-import importlib.util
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ._model import LlmModel
@@ -142,6 +140,8 @@ def _resolve(
 
 def _close(word: str, candidates: Sequence[str]) -> List[str]:
     lowered = {c.lower(): c for c in candidates}
+    import difflib
+
     found = difflib.get_close_matches(word.lower(), list(lowered), n=5, cutoff=0.6)
     # A prefix match ("claude-sonnet" for "claude-sonnet-4-5") is close too.
     found += [low for low in lowered if low.startswith(word.lower()) and low not in found]

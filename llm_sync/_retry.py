@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from typing import Mapping, Optional
 
 from ._values import value
@@ -36,6 +35,8 @@ class RetryPolicy:
     def backoff(self, retry_number: int) -> float:
         """The computed wait before retry ``retry_number`` (0 for the first retry)."""
         base = min(self.backoff_max, self.backoff_base * (2.0**retry_number))
+        import random  # on the retry path only: importing it costs a few ms
+
         return base * (1.0 - self.jitter * random.random())
 
     def delay(self, retry_number: int, retry_after: Optional[float] = None) -> Optional[float]:

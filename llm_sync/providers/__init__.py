@@ -8,17 +8,29 @@ from ._base import HttpProvider, StreamingModelProvider
 _LAZY: dict[str, str] = {
     "AnthropicProvider": "llm_sync.providers.anthropic",
     "BedrockProvider": "llm_sync.providers.bedrock",
+    "DeepSeekProvider": "llm_sync.providers.presets",
     "GeminiProvider": "llm_sync.providers.gemini",
+    "MoonshotProvider": "llm_sync.providers.presets",
+    "OllamaProvider": "llm_sync.providers.ollama",
+    "OpenAiCompatibleProvider": "llm_sync.providers.openai_compatible",
     "OpenAiProvider": "llm_sync.providers.openai",
+    "OpenRouterProvider": "llm_sync.providers.openrouter",
+    "ZaiProvider": "llm_sync.providers.presets",
 }
 
 __all__ = [
     "AnthropicProvider",
     "BedrockProvider",
+    "DeepSeekProvider",
     "GeminiProvider",
     "HttpProvider",
+    "MoonshotProvider",
+    "OllamaProvider",
+    "OpenAiCompatibleProvider",
     "OpenAiProvider",
+    "OpenRouterProvider",
     "StreamingModelProvider",
+    "ZaiProvider",
 ]
 
 

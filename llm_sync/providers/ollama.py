@@ -1,0 +1,574 @@
+"""Ollama over its native ``/api/chat`` NDJSON stream: ``OllamaProvider`` and the plain functions behind it."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+
+from .._errors import (
+    ApiError,
+    InvalidApiKeyError,
+    JsonParsingError,
+    LlmError,
+    RateLimitedError,
+    ServerError,
+    UnsupportedContentError,
+    error_for_status,
+    overflow_error,
+)
+from .._response import (
+    Done,
+    LlmResponse,
+    Start,
+    StopReason,
+    ToolRequestComplete,
+    ToolRequestStart,
+    Usage,
+    reasoning,
+    text,
+    tool_arg,
+)
+from .._timeouts import TimeoutSpec
+from ._base import HttpProvider, Parser
+
+if TYPE_CHECKING:
+    from .._context import Context
+    from .._engine import HttpCall
+    from .._model import LlmModel
+    from .._stream import LlmResponseStream
+    from .._transport._frame import Frame
+
+__all__ = [
+    "DEFAULT_HOST",
+    "OllamaProvider",
+    "build_request",
+    "classify_error",
+    "error_from_text",
+    "ollama_host_url",
+    "parse_events",
+    "think_value",
+]
+
+DEFAULT_HOST = "http://localhost:11434"
+_DEFAULT_PORT = "11434"
+SUMMARY_PREFIX = "[Previous conversation handoff]\n\n"
+
+Think = Union[bool, str]
+
+
+# ---------------------------------------------------------------------------
+# OLLAMA_HOST, read the way Ollama's own envconfig.Host() reads it.
+
+
+def ollama_host_url(value: str) -> str:
+    """The base URL for an ``OLLAMA_HOST``-style value, parsed as Ollama itself parses it.
+
+    Surrounding spaces and quotes are dropped; without a scheme ``http`` is used and
+    the port defaults to 11434; an explicit ``http://`` / ``https://`` without a
+    port means 80 / 443; a path after the host is kept (for reverse proxies); an
+    empty value is ``127.0.0.1:11434``. One client-side difference: the bind-all
+    addresses ``0.0.0.0`` and ``::`` (common in ``OLLAMA_HOST`` because the
+    server reads the same variable) are reached as loopback, which works on every OS.
+    """
+    s = value.strip().strip("\"'").strip()
+    default_port = _DEFAULT_PORT
+    scheme, sep, hostport = s.partition("://")
+    if not sep:
+        scheme, hostport = "http", s
+    elif scheme == "http":
+        default_port = "80"
+    elif scheme == "https":
+        default_port = "443"
+    hostport, slash, path = hostport.partition("/")
+    host, port = _split_host_port(hostport)
+    if host is None:
+        host, port = "127.0.0.1", default_port
+        bare = hostport.strip("[]")
+        if _is_ip(bare):
+            host = bare
+        elif hostport:
+            host = hostport
+    if not port.isdigit() or int(port) > 65535:
+        port = default_port
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1" if host != "::" else "::1"
+    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    url = f"{scheme}://{netloc}"
+    if slash and path.strip("/"):
+        url += "/" + path.strip("/")
+    return url
+
+
+def _split_host_port(hostport: str) -> Tuple[Optional[str], str]:
+    # Go's net.SplitHostPort: "[v6]:port" or "host:port" with exactly one colon.
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0 or hostport[end + 1 : end + 2] != ":":
+            return None, ""
+        return hostport[1:end], hostport[end + 2 :]
+    if hostport.count(":") != 1:
+        return None, ""
+    host, _, port = hostport.partition(":")
+    return host, port
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------
+# The request body.
+
+
+def think_value(model: str, effort: Optional[Any]) -> Optional[Think]:
+    """Ollama's ``think`` for a ``ReasoningEffort`` (None: leave ``think`` out).
+
+    Ollama documents named levels ``"low"``/``"medium"``/``"high"`` for gpt-oss
+    (which ignores a bare ``true`` beyond its medium default) and a boolean for
+    every other thinking model, so gpt-oss gets the level (XHIGH as ``"high"``)
+    and the rest get ``true``.
+    """
+    if effort is None:
+        return None
+    level = str(getattr(effort, "value", effort))
+    if model.split("/")[-1].startswith("gpt-oss"):
+        return "high" if level == "xhigh" else level
+    return True
+
+
+def build_request(
+    context: Context,
+    model: str,
+    *,
+    options: Optional[Mapping[str, Any]] = None,
+    think: Optional[Think] = None,
+) -> Dict[str, Any]:
+    """The ``/api/chat`` body for ``context`` (``stream`` is always true).
+
+    An explicit ``think`` wins over the context's reasoning effort.
+    """
+    from .._messages import Assistant, Summary, System, ToolCallResultMessage, User
+
+    messages: List[Dict[str, Any]] = []
+    for m in context.messages:
+        if isinstance(m, User):
+            messages.append(_user_message(m))
+        elif isinstance(m, Assistant):
+            messages.append(_assistant_message(m))
+        elif isinstance(m, ToolCallResultMessage):
+            r = m.result
+            content = r.error if m.is_error else r.result  # type: ignore[union-attr]
+            messages.append(
+                {"role": "tool", "content": content, "tool_name": r.name, "tool_call_id": r.id}
+            )
+        elif isinstance(m, System):
+            messages.append({"role": "system", "content": m.content})
+        elif isinstance(m, Summary):
+            messages.append({"role": "user", "content": SUMMARY_PREFIX + m.content})
+        # ChatMessage.Error is a note for the user, not for the model: it is left out.
+    body: Dict[str, Any] = {"model": model, "messages": messages, "stream": True}
+    if context.tools:
+        body["tools"] = [
+            {
+                "type": "function",
+                "function": {"name": t.name, "description": t.description, "parameters": t.schema},
+            }
+            for t in context.tools
+        ]
+    chosen = think if think is not None else think_value(model, context.reasoning_effort)
+    if chosen is not None:
+        body["think"] = chosen
+    if options:
+        body["options"] = dict(options)
+    return body
+
+
+def _user_message(m: Any) -> Dict[str, Any]:
+    from .._content import Audio, Image
+    from .._content import Text as TextBlock
+
+    texts: List[str] = []
+    images: List[str] = []
+    for block in m.content:
+        if isinstance(block, TextBlock):
+            texts.append(block.text)
+        elif isinstance(block, Image):
+            images.append(block.data)  # Ollama takes bare base64, no data: URI
+        elif isinstance(block, Audio):
+            raise UnsupportedContentError(
+                f"Ollama's /api/chat does not take audio input ({block.mime_type}); transcribe it "
+                "first or use a provider that accepts audio",
+                provider="ollama",
+            )
+    out: Dict[str, Any] = {"role": "user", "content": "\n".join(texts)}
+    if images:
+        out["images"] = images
+    return out
+
+
+def _assistant_message(m: Any) -> Dict[str, Any]:
+    out: Dict[str, Any] = {"role": "assistant", "content": m.content}
+    if m.reasoning.summary_text:
+        # Ollama takes the trace back as "thinking"; gpt-oss needs it to continue
+        # after its own tool calls.
+        out["thinking"] = m.reasoning.summary_text
+    if m.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "function": {"name": c.name, "arguments": c.parsed_arguments()}}
+            for c in m.tool_calls
+        ]
+    return out
+
+
+# ---------------------------------------------------------------------------
+# The stream.
+
+_STOP_REASONS = {"stop": StopReason.END_TURN, "length": StopReason.LENGTH}
+
+
+def parse_events(frames: Iterator[Frame], *, model: str = "") -> Iterator[LlmResponse]:
+    """Chunks from ``/api/chat`` NDJSON lines.
+
+    Each line carries ``message.thinking`` / ``message.content`` deltas and, whole,
+    ``message.tool_calls`` (arguments as a JSON object); the line with ``done: true``
+    has ``done_reason`` and the token counts. ``{"error": "..."}`` lines raise.
+    """
+    import uuid
+
+    loads = json.loads
+    started = False
+    tool_calls = 0
+    stream_id = uuid.uuid4().hex[:12]
+    for frame in frames:
+        data = frame.data
+        try:
+            event = loads(data)
+        except ValueError as exc:
+            raise JsonParsingError(
+                f"Ollama sent a line that is not valid JSON ({exc}): {data[:200]!r}",
+                provider="ollama",
+                model=model or None,
+            ) from None
+        if not isinstance(event, dict):
+            raise JsonParsingError(
+                f"Ollama sent a line that is not a JSON object: {data[:200]!r}",
+                provider="ollama",
+                model=model or None,
+            )
+        err = event.get("error")
+        if err is not None:
+            message = err if isinstance(err, str) else json.dumps(err)
+            raise error_from_text(message, model=model, body=data, in_stream=True)
+        if not started:
+            started = True
+            # Ollama gives a response no id of its own.
+            yield Start(f"ollama-{stream_id}")
+        msg = event.get("message")
+        if msg:
+            thinking = msg.get("thinking")
+            if thinking:
+                yield reasoning(thinking)
+            content = msg.get("content")
+            if content:
+                yield text(content)
+            calls = msg.get("tool_calls")
+            if calls:
+                for call in calls:
+                    tool_calls += 1
+                    yield from _tool_call(call, f"call_{stream_id}_{tool_calls}")
+        if event.get("done"):
+            prompt = event.get("prompt_eval_count")
+            output = event.get("eval_count")
+            if prompt is not None or output is not None:
+                yield Usage(int(prompt or 0), int(output or 0))
+            raw = event.get("done_reason")
+            stop = _STOP_REASONS.get(raw, StopReason.UNKNOWN) if raw is not None else None
+            if tool_calls and raw in ("stop", None):
+                # Ollama says "stop" for a turn that ended in tool calls.
+                stop = StopReason.TOOL_CALLS
+            elif stop is None:
+                # Servers before done_reason existed: no word, so no claim of a clean end.
+                stop = StopReason.UNKNOWN
+            yield Done(stop, raw)
+            return
+
+
+def _tool_call(call: Any, made_up_id: str) -> Iterator[LlmResponse]:
+    from .._tools import ToolCallRequest
+
+    fn = call.get("function") or {}
+    name = fn.get("name") or ""
+    args = fn.get("arguments")
+    if isinstance(args, str):
+        args_text = args  # already JSON text (an OpenAI-style server in front of Ollama)
+    else:
+        args_text = json.dumps(args if args is not None else {}, ensure_ascii=False)
+    call_id = call.get("id") or made_up_id
+    yield ToolRequestStart(call_id, name)
+    yield tool_arg(call_id, args_text)
+    yield ToolRequestComplete(ToolCallRequest(call_id, name, args_text))
+
+
+# ---------------------------------------------------------------------------
+# Errors: Ollama's bodies and in-stream lines are {"error": "<text>"}.
+
+
+def error_from_text(
+    message: str,
+    *,
+    model: str = "",
+    status: Optional[int] = None,
+    body: Optional[str] = None,
+    retry_after: Optional[float] = None,
+    in_stream: bool = False,
+) -> LlmError:
+    """The typed error for an Ollama error text (a body's or an NDJSON line's)."""
+    kw: Dict[str, Any] = {"provider": "ollama", "model": model or None, "status": status, "body": body}
+    where = f"Ollama answered HTTP {status}" if status is not None else "Ollama reported an error"
+    lower = message.lower()
+    overflow = overflow_error(
+        message,
+        f"{where}: {message}; the prompt does not fit the context window (options num_ctx); "
+        "raise num_ctx or compact the conversation",
+        **kw,
+    )
+    if overflow is not None:
+        return overflow
+    if "not found" in lower and "model" in lower and (status in (None, 404) or "pull" in lower):
+        name = model or "the model"
+        return ApiError(
+            f"{where}: {message}; the model {name!r} is not on this Ollama server: run "
+            f"`ollama pull {model or '<model>'}` or pick one that `ollama list` shows",
+            **kw,
+        )
+    if "does not support tools" in lower:
+        return ApiError(
+            f"{where}: {message}; send no tools to this model or pick one with tool support",
+            **kw,
+        )
+    if "does not support thinking" in lower:
+        return ApiError(
+            f"{where}: {message}; leave think= and the reasoning effort unset for this model",
+            **kw,
+        )
+    if status is not None:
+        if status in (401, 403):
+            return InvalidApiKeyError(
+                f"{where}: {message}; check OLLAMA_API_KEY (needed for ollama.com, not for a "
+                "local server)",
+                **kw,
+            )
+        return error_for_status(
+            status,
+            f"{where}: {message}",
+            provider="ollama",
+            model=model or None,
+            body=body,
+            retry_after=retry_after,
+        )
+    if "unauthorized" in lower or "api key" in lower:
+        return InvalidApiKeyError(f"{where}: {message}; check OLLAMA_API_KEY", **kw)
+    if "rate limit" in lower or "too many requests" in lower:
+        return RateLimitedError(f"{where}: {message}", retry_after=retry_after, **kw)
+    if in_stream:
+        # A request Ollama accepted failed while it ran: the runner crashed, ran out
+        # of memory or timed out. That is the server's failure, not the request's.
+        return ServerError(f"{where} while streaming: {message}", **kw)
+    return ApiError(f"{where}: {message}", **kw)
+
+
+def classify_error(status: int, headers: Mapping[str, str], body: str, model: str = "") -> LlmError:
+    """The error for a non-2xx answer from Ollama."""
+    from .._retry import parse_retry_after
+    from .._transport._http import error_summary
+
+    return error_from_text(
+        error_summary(headers, body),
+        model=model,
+        status=status,
+        body=body,
+        retry_after=parse_retry_after(headers),
+    )
+
+
+# ---------------------------------------------------------------------------
+# The provider.
+
+
+class OllamaProvider(HttpProvider):
+    """A model served by Ollama (local, or ollama.com with ``OLLAMA_API_KEY``).
+
+    Speaks the native ``/api/chat`` NDJSON stream: thinking arrives as
+    ``Reasoning``, tool calls whole. ``base_url`` (or ``OLLAMA_HOST``) is the host
+    root, given as Ollama accepts it (``localhost``, ``host:port``,
+    ``https://host``); ``options`` are Ollama's runtime options (``num_ctx``,
+    ``temperature``, ``num_predict``, ...); ``think`` (``True``/``False`` or a
+    level such as ``"high"``) overrides the mapping of the context's reasoning
+    effort. ``use_openai_api=True`` talks to Ollama's OpenAI-compatible ``/v1``
+    through :class:`OpenAiCompatibleProvider` instead.
+    """
+
+    provider_id = "ollama"
+    label = "Ollama"
+    default_model = "gemma3"
+    default_base_url = DEFAULT_HOST
+    key_variable = "OLLAMA_API_KEY"
+    key_required = False
+    base_url_variable = "OLLAMA_HOST"
+
+    def __init__(
+        self,
+        api_key: Optional[str] = None,
+        *,
+        model: Optional[str] = None,
+        base_url: Optional[str] = None,
+        timeout: TimeoutSpec = None,
+        max_retries: Optional[int] = None,
+        options: Optional[Mapping[str, Any]] = None,
+        think: Optional[Think] = None,
+        use_openai_api: bool = False,
+    ) -> None:
+        from .._keys import setting
+
+        raw = setting(base_url, "OLLAMA_HOST")
+        host = ollama_host_url(raw) if raw and raw.strip().strip("\"'") else DEFAULT_HOST
+        super().__init__(
+            api_key,
+            model=model,
+            base_url=host,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        if options is not None and not isinstance(options, Mapping):
+            raise TypeError(f"options must be a dict of Ollama options, got {type(options).__name__}")
+        if think is not None and not isinstance(think, (bool, str)):
+            raise TypeError(f"think must be True, False or a level such as 'high', got {think!r}")
+        self._options: Dict[str, Any] = dict(options or {})
+        self._think = think
+        self._openai: Optional[HttpProvider] = None
+        if use_openai_api:
+            self._openai = self._openai_delegate()
+
+    # -- configuration -----------------------------------------------------------
+
+    @property
+    def options(self) -> Dict[str, Any]:
+        """A copy of the Ollama runtime options sent with every request."""
+        return dict(self._options)
+
+    @property
+    def think(self) -> Optional[Think]:
+        return self._think
+
+    @property
+    def uses_openai_api(self) -> bool:
+        return self._openai is not None
+
+    def with_options(self, **options: Any) -> OllamaProvider:
+        """A copy with these options added (a None value removes the option)."""
+        merged = dict(self._options)
+        for k, v in options.items():
+            if v is None:
+                merged.pop(k, None)
+            else:
+                merged[k] = v
+        return self._rebuild(_options=merged)
+
+    def with_think(self, think: Optional[Think]) -> OllamaProvider:
+        return self._rebuild(_think=think)
+
+    def with_temperature(self, temperature: float) -> OllamaProvider:
+        return self.with_options(temperature=temperature)
+
+    def with_max_tokens(self, max_tokens: int) -> OllamaProvider:
+        return self.with_options(num_predict=max_tokens)
+
+    def with_model(self, model: str) -> OllamaProvider:
+        if not model:
+            raise ValueError("with_model needs a model name")
+        return self._rebuild(_model=model)
+
+    def with_base_url(self, base_url: str) -> OllamaProvider:
+        return self._rebuild(_base_url=ollama_host_url(base_url))
+
+    def _rebuild(self, **changes: Any) -> OllamaProvider:
+        # The OpenAI-style delegate mirrors this configuration, so it is rebuilt too.
+        new = self._replace(**changes)
+        if new._openai is not None:
+            new._openai = new._openai_delegate()
+        return new
+
+    def _openai_delegate(self) -> HttpProvider:
+        import importlib
+        import importlib.util
+
+        name = "llm_sync.providers.openai_compatible"
+        if importlib.util.find_spec(name) is None:
+            raise ValueError(
+                "use_openai_api=True needs llm_sync.providers.openai_compatible, which this "
+                "installation lacks; use the native API (the default)"
+            )
+        cls: Any = importlib.import_module(name).OpenAiCompatibleProvider
+        # /v1 takes no Ollama options; the two it has a field for are carried over.
+        temperature = self._options.get("temperature")
+        max_tokens = self._options.get("num_predict")
+        return cls(  # type: ignore[no-any-return]
+            self._api_key,
+            model=self._model,
+            base_url=f"{self._base_url}/v1",
+            timeout=self._timeouts,
+            max_retries=self._retry.max_retries,
+            temperature=temperature,
+            max_tokens=max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else None,
+        )
+
+    def display_name(self) -> str:
+        return f"{self.label} ({self._model})"
+
+    def context_window(self) -> Optional[int]:
+        # Ollama's window is whatever num_ctx the request sets; unknown otherwise.
+        n = self._options.get("num_ctx")
+        return int(n) if isinstance(n, int) and not isinstance(n, bool) else None
+
+    def model(self) -> Optional[LlmModel]:
+        from .._model import LlmModel
+
+        return LlmModel(self.provider_id, self._model, display_name=f"Ollama {self._model}")
+
+    # -- streaming ---------------------------------------------------------------
+
+    def stream_response(self, context: Context) -> LlmResponseStream:
+        if self._openai is not None:
+            return self._openai.stream_response(context)
+        return super().stream_response(context)
+
+    def build_call(self, context: Context) -> Tuple[HttpCall, Parser]:
+        from .._engine import HttpCall
+
+        model = self._model
+        body = build_request(context, model, options=self._options, think=self._think)
+        headers = {"content-type": "application/json", "accept": "application/x-ndjson"}
+        if self._api_key:
+            headers["authorization"] = f"Bearer {self._api_key}"
+
+        def classify(status: int, hdrs: Mapping[str, str], text: str) -> LlmError:
+            return classify_error(status, hdrs, text, model)
+
+        def parse(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
+            return parse_events(frames, model=model)
+
+        call = HttpCall(
+            f"{self._base_url}/api/chat",
+            headers,
+            json.dumps(body, ensure_ascii=False).encode("utf-8"),
+            framing="ndjson",
+            classify=classify,
+        )
+        return call, parse
+

@@ -1,0 +1,129 @@
+"""OpenRouter (``POST {OPENROUTER_BASE_URL}/chat/completions``) over the compatible chat engine."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Mapping, Optional, TypeVar
+
+from .._timeouts import TimeoutSpec
+from .openai_compatible import OpenAiCompatibleProvider, build_request
+
+if TYPE_CHECKING:
+    from .._context import Context
+
+__all__ = ["OpenRouterProvider", "build_openrouter_request"]
+
+R = TypeVar("R", bound="OpenRouterProvider")
+
+
+def build_openrouter_request(
+    context: Context,
+    model: str,
+    *,
+    max_tokens: Optional[int] = None,
+    temperature: Optional[float] = None,
+    extra: Optional[Mapping[str, Any]] = None,
+) -> Dict[str, Any]:
+    """The chat-completions body plus OpenRouter's fields.
+
+    ``usage.include`` asks for the usage (with cost) on the last chunk; top-level
+    ``cache_control`` turns on automatic prompt caching where the upstream supports
+    it; the reasoning effort goes in OpenRouter's own ``reasoning.effort`` (which it
+    maps to each upstream's knob); earlier reasoning text goes back as ``reasoning``
+    and this model's ``reasoning_details`` (signatures, encrypted blocks) as they came.
+    """
+    body = build_request(
+        context,
+        model,
+        reasoning_effort=False,
+        reasoning_field="reasoning",
+        replay_for=f"{OpenRouterProvider.provider_id}:{model}",
+        max_tokens=max_tokens,
+        temperature=temperature,
+    )
+    body["usage"] = {"include": True}
+    body["cache_control"] = {"type": "ephemeral"}
+    if context.reasoning_effort is not None:
+        body["reasoning"] = {"effort": context.reasoning_effort.value}
+    if extra:
+        body.update(extra)
+    return body
+
+
+class OpenRouterProvider(OpenAiCompatibleProvider):
+    """OpenRouter: one key (``OPENROUTER_API_KEY``) for many upstream models.
+
+    ``app_url`` and ``app_title`` are sent as OpenRouter's attribution headers
+    (``HTTP-Referer`` and ``X-Title``), which put the app on openrouter.ai's
+    rankings; leave them None to send neither. The ``: OPENROUTER PROCESSING``
+    keep-alive comments never reach the parser (nor reset the idle timeout), and an
+    ``{"error": ...}`` chunk in the stream is raised as its typed error.
+    """
+
+    provider_id: ClassVar[str] = "openrouter"
+    label: ClassVar[str] = "OpenRouter"
+    # The auto-router: a valid model name, so a provider can be built without one.
+    default_model: ClassVar[str] = "openrouter/auto"
+    default_base_url: ClassVar[str] = "https://openrouter.ai/api/v1"
+    key_variable: ClassVar[Optional[str]] = "OPENROUTER_API_KEY"
+    key_required: ClassVar[bool] = True
+    base_url_variable: ClassVar[Optional[str]] = "OPENROUTER_BASE_URL"
+    reasoning_field: ClassVar[Optional[str]] = "reasoning"
+    keeps_reasoning_details: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        api_key: Optional[str] = None,
+        *,
+        model: Optional[str] = None,
+        base_url: Optional[str] = None,
+        timeout: TimeoutSpec = None,
+        max_retries: Optional[int] = None,
+        max_tokens: Optional[int] = None,
+        temperature: Optional[float] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        app_url: Optional[str] = None,
+        app_title: Optional[str] = None,
+    ) -> None:
+        super().__init__(
+            api_key,
+            model=model,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            headers=headers,
+            extra_body=extra_body,
+        )
+        self._app_url = app_url
+        self._app_title = app_title
+
+    @property
+    def app_url(self) -> Optional[str]:
+        return self._app_url
+
+    @property
+    def app_title(self) -> Optional[str]:
+        return self._app_title
+
+    def with_attribution(self: R, app_url: Optional[str] = None, app_title: Optional[str] = None) -> R:
+        """A copy sending ``HTTP-Referer: app_url`` and ``X-Title: app_title`` (None: not sent)."""
+        return self._replace(_app_url=app_url, _app_title=app_title)
+
+    def request_body(self, context: Context) -> Dict[str, Any]:
+        return build_openrouter_request(
+            context,
+            self._model,
+            max_tokens=self._max_tokens,
+            temperature=self._temperature,
+            extra=self._extra_body,
+        )
+
+    def request_headers(self) -> Dict[str, str]:
+        headers = super().request_headers()
+        if self._app_url:
+            headers.setdefault("HTTP-Referer", self._app_url)
+        if self._app_title:
+            headers.setdefault("X-Title", self._app_title)
+        return headers
