@@ -15,6 +15,7 @@ from queue import SimpleQueue
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
 
 from ._errors import (
+    ApiError,
     JsonParsingError,
     LlmError,
     NetworkError,
@@ -36,6 +37,8 @@ __all__ = ["End", "HttpCall", "StreamState", "http_source", "spawn_reader"]
 # that stops reading does not make memory grow without bound.
 MAX_QUEUED = 4096
 _FULL_POLL = 0.005
+# A JSON error document or HTML page found where a stream was due is read this far.
+_MAX_DOCUMENT = 64 * 1024
 
 _names = itertools.count(1)
 
@@ -234,7 +237,7 @@ def _http_chunks(
             )
             if state.stop_event.is_set():
                 return
-            chunks = _frames(resp, this.framing, max_event_bytes)
+            chunks = _frames(resp, this, max_event_bytes)
             done = False
             for chunk in parse(chunks):
                 if done:
@@ -285,11 +288,60 @@ def _http_chunks(
                 resp.close()
 
 
-def _frames(resp: Any, framing: str, max_event_bytes: int) -> Iterator[Frame]:
+def _peek_non_stream(resp: Any, call: HttpCall, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """``chunks`` unchanged, unless the body is a JSON document or an HTML page: then raise.
+
+    Some gateways answer a streaming request with ``200`` and a JSON error body, and
+    captive portals and proxies with an HTML page; framed as SSE either would look
+    like an empty stream and hide the real cause. An SSE body never starts with
+    ``{``, ``[`` or ``<``, so the first bytes decide, whatever the content type says
+    (some backends send SSE without an SSE content type).
+    """
+    first = b""
+    for first in chunks:
+        if first.strip():
+            break
+    lead = first.lstrip()[:1]
+    if lead not in (b"{", b"[", b"<"):
+        return itertools.chain((first,), chunks)
+    body = bytearray(first)
+    for more in chunks:
+        body += more
+        if len(body) > _MAX_DOCUMENT:
+            break
+    text = bytes(body[:_MAX_DOCUMENT]).decode("utf-8", errors="replace")
+    status = resp.status_code
+    if lead == b"<":
+        raise call.classify(502, resp.headers, text)  # a page where a stream was due: a proxy
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, list) and parsed:
+        parsed = parsed[0]
+    err = parsed.get("error") if isinstance(parsed, dict) else None
+    if err is None:
+        raise ApiError(
+            f"{call.url} answered a streaming request with a JSON document instead of a "
+            "stream; check that base_url points at an endpoint that streams",
+            status=status,
+            body=text,
+        )
+    code = err.get("code") if isinstance(err, dict) else None
+    if isinstance(code, int) and 400 <= code <= 599:
+        status = code  # the HTTP status the gateway meant
+    elif status < 400:
+        status = 400
+    raise call.classify(status, resp.headers, text)
+
+
+def _frames(resp: Any, call: HttpCall, max_event_bytes: int) -> Iterator[Frame]:
     from ._transport._http import read_chunks
 
     chunks = read_chunks(resp)
+    framing = call.framing
     if framing == "sse":
+        chunks = _peek_non_stream(resp, call, chunks)
         from ._transport._sse import iter_sse
 
         return iter_sse(chunks, max_event_bytes=max_event_bytes)

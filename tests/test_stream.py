@@ -383,3 +383,27 @@ def test_a_thousand_abandoned_streams_leave_no_thread(server: LoopbackServer) ->
     wait_no_readers(2.0)
     assert threading.active_count() <= before + 200  # server-side connection threads only
 
+
+
+def test_a_200_json_error_body_on_a_stream_is_the_typed_error(server: LoopbackServer) -> None:
+    server.reply(Reply.json({"error": {"message": "Rate limit exceeded upstream", "code": 429}}))
+    server.reply(ok_reply("after the wait"))
+    # The gateway meant 429: retried like one, and the second answer streams.
+    assert toy(server).stream_response(Context()).collect().text == "after the wait"
+    server.reply(Reply.json({"error": {"message": "bad request shape", "code": "invalid"}}))
+    with pytest.raises(ApiError, match="bad request shape") as info:
+        list(toy(server).stream_response(Context()))
+    assert info.value.status == 400 and not info.value.retryable
+
+
+def test_a_200_html_page_on_a_stream_is_named(server: LoopbackServer) -> None:
+    page = b"<html><head><title>Sign in to the Wi-Fi</title></head></html>"
+    server.reply(Reply(status=200, headers={"content-type": "text/html; charset=utf-8"}, body=page))
+    with pytest.raises(ServerError, match="Sign in to the Wi-Fi"):
+        list(toy(server, max_retries=0).stream_response(Context()))
+
+
+def test_a_200_json_document_that_is_not_an_error_is_named(server: LoopbackServer) -> None:
+    server.reply(Reply.json({"id": "x", "choices": []}))
+    with pytest.raises(ApiError, match="instead of a stream"):
+        list(toy(server).stream_response(Context()))

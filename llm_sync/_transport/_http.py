@@ -20,7 +20,7 @@ from .._retry import parse_retry_after
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["ErrorClassifier", "Transport", "default_classifier", "read_chunks", "send"]
+__all__ = ["ErrorClassifier", "Transport", "default_classifier", "read_bounded", "read_chunks", "send"]
 
 # Error bodies are read only this far: an HTML error page can be large.
 _MAX_ERROR_BODY = 64 * 1024
@@ -169,14 +169,15 @@ def send(
                 status=status,
             )
         try:
-            text = _read_bounded(resp)
+            text = read_bounded(resp)
         finally:
             resp.close()
         raise classify(status, resp.headers, text)
     raise ApiRequestError(f"more than {_MAX_REDIRECTS} redirects from {_origin(url)}")
 
 
-def _read_bounded(resp: requests.Response) -> str:
+def read_bounded(resp: requests.Response) -> str:
+    """The body as text, at most 64 KiB of it (error bodies and pages only)."""
     import requests
 
     data = bytearray()

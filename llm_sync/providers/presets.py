@@ -127,7 +127,7 @@ class ZaiProvider(OpenAiCompatibleProvider):
 
     provider_id: ClassVar[str] = "zai"
     label: ClassVar[str] = "Z.ai"
-    default_model: ClassVar[str] = "GLM-4.6"
+    default_model: ClassVar[str] = "glm-4.6"
     default_base_url: ClassVar[str] = "https://api.z.ai/api/coding/paas/v4"
     key_variable: ClassVar[Optional[str]] = "ZAI_API_KEY"
     key_required: ClassVar[bool] = True

@@ -38,7 +38,7 @@ SSE = {"content-type": "text/event-stream"}
 CASES = [
     (DeepSeekProvider, "deepseek", "DEEPSEEK_API_KEY", "deepseek-chat", "https://api.deepseek.com", "DeepSeek"),
     (MoonshotProvider, "moonshot", "MOONSHOT_API_KEY", "moonshot-v1-8k", "https://api.moonshot.ai/v1", "Moonshot"),
-    (ZaiProvider, "zai", "ZAI_API_KEY", "GLM-4.6", "https://api.z.ai/api/coding/paas/v4", "Z.ai"),
+    (ZaiProvider, "zai", "ZAI_API_KEY", "glm-4.6", "https://api.z.ai/api/coding/paas/v4", "Z.ai"),
 ]
 
 
