@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from . import testing as testing
     from .providers.anthropic import AnthropicProvider
     from .providers.bedrock import BedrockProvider
+    from .providers.codex import CodexProvider
     from .providers.gemini import GeminiProvider
     from .providers.ollama import OllamaProvider
     from .providers.openai import OpenAiProvider
@@ -56,6 +57,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
 _LAZY: dict[str, str] = {
     "AnthropicProvider": "llm_sync.providers.anthropic",
     "BedrockProvider": "llm_sync.providers.bedrock",
+    "CodexProvider": "llm_sync.providers.codex",
     "DeepSeekProvider": "llm_sync.providers.presets",
     "GeminiProvider": "llm_sync.providers.gemini",
     "MoonshotProvider": "llm_sync.providers.presets",
@@ -76,6 +78,7 @@ __all__ = [
     "AssistantReasoning",
     "BedrockProvider",
     "ChatMessage",
+    "CodexProvider",
     "CollectedResponse",
     "ContentBlock",
     "Context",

@@ -8,6 +8,7 @@ from ._base import HttpProvider, StreamingModelProvider
 _LAZY: dict[str, str] = {
     "AnthropicProvider": "llm_sync.providers.anthropic",
     "BedrockProvider": "llm_sync.providers.bedrock",
+    "CodexProvider": "llm_sync.providers.codex",
     "DeepSeekProvider": "llm_sync.providers.presets",
     "GeminiProvider": "llm_sync.providers.gemini",
     "MoonshotProvider": "llm_sync.providers.presets",
@@ -21,6 +22,7 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "AnthropicProvider",
     "BedrockProvider",
+    "CodexProvider",
     "DeepSeekProvider",
     "GeminiProvider",
     "HttpProvider",

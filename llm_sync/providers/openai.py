@@ -303,6 +303,16 @@ def error_from_event(
             retryable=False,
             **kw,
         )
+    if "usage_limit_reached" in words:
+        # The ChatGPT plan's usage window (Codex): it resets in hours or days, so a
+        # retry now cannot help; the reset time rides along when the event gives it.
+        resets = err.get("resets_in_seconds")
+        return RateLimitedError(
+            f"{msg}; the plan's usage limit is reached, wait for it to reset",
+            retryable=False,
+            resets_in_seconds=float(resets) if isinstance(resets, (int, float)) else None,
+            **kw,
+        )
     if words & _RATE_CODES:
         return RateLimitedError(msg, **kw)
     if words & _SERVER_CODES:
