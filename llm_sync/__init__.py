@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from .providers.bedrock import BedrockProvider
     from .providers.codex import CodexProvider
     from .providers.gemini import GeminiProvider
+    from .providers.llamacpp import LlamaCppProvider
     from .providers.ollama import OllamaProvider
     from .providers.openai import OpenAiProvider
     from .providers.openai_compatible import OpenAiCompatibleProvider
@@ -60,6 +61,7 @@ _LAZY: dict[str, str] = {
     "CodexProvider": "llm_sync.providers.codex",
     "DeepSeekProvider": "llm_sync.providers.presets",
     "GeminiProvider": "llm_sync.providers.gemini",
+    "LlamaCppProvider": "llm_sync.providers.llamacpp",
     "MoonshotProvider": "llm_sync.providers.presets",
     "OllamaProvider": "llm_sync.providers.ollama",
     "OpenAiCompatibleProvider": "llm_sync.providers.openai_compatible",
@@ -88,6 +90,7 @@ __all__ = [
     "GeminiProvider",
     "InvalidApiKeyError",
     "JsonParsingError",
+    "LlamaCppProvider",
     "LlmError",
     "LlmModel",
     "LlmResponse",

@@ -37,6 +37,8 @@ __all__ = ["End", "HttpCall", "StreamState", "http_source", "spawn_reader"]
 # that stops reading does not make memory grow without bound.
 MAX_QUEUED = 4096
 _FULL_POLL = 0.005
+# Frames read after Done, to finish the body so the connection can be reused.
+_MAX_TRAILING_FRAMES = 64
 # A JSON error document or HTML page found where a stream was due is read this far.
 _MAX_DOCUMENT = 64 * 1024
 
@@ -241,7 +243,7 @@ def _http_chunks(
             done = False
             for chunk in parse(chunks):
                 if done:
-                    continue  # drain the body so the connection can be reused
+                    continue  # the parser drains the body itself: let it
                 cls = chunk.__class__
                 if cls is Start:
                     if sent_start:
@@ -254,6 +256,12 @@ def _http_chunks(
                 yield chunk
                 if state.stopped:
                     return
+            if done:
+                # A parser may stop at its end marker ([DONE]) before the body ends;
+                # reading the rest (normally just the closing chunk, already here)
+                # lets the connection go back to the pool instead of being cut.
+                for _ in itertools.islice(chunks, _MAX_TRAILING_FRAMES):
+                    pass
             if not done:
                 if state.stop_event.is_set():
                     return

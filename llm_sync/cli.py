@@ -221,7 +221,6 @@ def _provider_for(spec: Optional[str]) -> Tuple[StreamingModelProvider, LlmModel
 
 def _default_spec() -> str:
     """The first provider with a key in the environment or ``.env``, else the local model."""
-    import importlib.util
 
     from . import _catalog
     from ._keys import setting
@@ -234,7 +233,9 @@ def _default_spec() -> str:
             variables.append(variable)
             if setting(None, variable):
                 return key
-    if importlib.util.find_spec("llm_sync.local") is not None:
+    from . import local
+
+    if local.available():  # the extra is installed: the embedded model needs no key
         return "local"
     raise UsageError(
         "no model given and none configured: pass -m provider:model (e.g. -m ollama:qwen3:8b), "

@@ -407,3 +407,14 @@ def test_a_200_json_document_that_is_not_an_error_is_named(server: LoopbackServe
     server.reply(Reply.json({"id": "x", "choices": []}))
     with pytest.raises(ApiError, match="instead of a stream"):
         list(toy(server).stream_response(Context()))
+
+
+def test_a_parser_that_stops_at_its_end_marker_still_lets_the_connection_be_reused(server: LoopbackServer) -> None:
+    from llm_sync import OpenAiCompatibleProvider
+
+    chat = {"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}]}
+    provider = OpenAiCompatibleProvider(base_url=server.url + "/v1", model="m")
+    for _ in range(3):
+        server.reply(Reply.event_stream(chat, "[DONE]"))
+        assert provider.stream_response(Context()).collect().text == "hi"
+    assert server.connections_accepted == 1

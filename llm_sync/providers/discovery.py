@@ -35,7 +35,7 @@ def default_hosts() -> List[str]:
     llama = setting(None, "LLAMA_CPP_HOST")
     hosts = [
         ollama_host_url(ollama) if ollama else DEFAULT_HOST,
-        llama.rstrip("/") if llama else LLAMA_CPP_DEFAULT_HOST,
+        _llama_host(llama) if llama else LLAMA_CPP_DEFAULT_HOST,
         LM_STUDIO_DEFAULT_HOST,
     ]
     return list(dict.fromkeys(hosts))
@@ -99,11 +99,19 @@ def discover_llama_cpp(host: Optional[str] = None, timeout: float = 0.5) -> List
         if host is None:
             from .._keys import setting
 
-            host = setting(None, "LLAMA_CPP_HOST") or LLAMA_CPP_DEFAULT_HOST
+            env = setting(None, "LLAMA_CPP_HOST")
+            host = _llama_host(env) if env else LLAMA_CPP_DEFAULT_HOST
         with requests.Session() as session:
             return _openai_models(session, _base(host), timeout)
     except Exception:
         return []
+
+
+def _llama_host(value: str) -> str:
+    # llama.cpp's own defaults (port 8080), not Ollama's, for a host given without them.
+    from .llamacpp import llama_cpp_host_url
+
+    return llama_cpp_host_url(value)
 
 
 def _base(host: str) -> str:
