@@ -9,6 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # autodoc imports the package from this checkout.
 sys.path.insert(0, str(ROOT))
+# The docs' own extension: provider and catalog tables computed from the code at build time.
+sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 
 
 def _read_version() -> str:
@@ -27,7 +29,7 @@ copyright = "llm_sync contributors"
 release = _read_version()
 version = ".".join(release.split(".")[:2])
 
-extensions = ["sphinx.ext.autodoc"]
+extensions = ["sphinx.ext.autodoc", "provider_support"]
 
 # Docstrings are reStructuredText; napoleon (Google/NumPy style) is not used.
 autodoc_member_order = "bysource"
@@ -35,7 +37,8 @@ autodoc_typehints = "description"
 autodoc_default_options = {"show-inheritance": True}
 
 nitpicky = False
-exclude_patterns = ["_build"]
+# The notebook is executed by tests/examples/test_notebook.py, not rendered here.
+exclude_patterns = ["_build", "notebooks", "_ext"]
 templates_path: list[str] = []
 html_static_path: list[str] = []
 html_theme = "alabaster"

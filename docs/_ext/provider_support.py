@@ -1,0 +1,279 @@
+"""Provider facts for the docs, found by asking the code, not typed by hand.
+
+``provider_rows()`` imports every provider the model-string registry names
+(``llm_sync._parse.PROVIDERS``), reads its class attributes (key and base-URL
+variables, defaults) and *probes* it: it builds (never sends) the request for a
+few small contexts and compares the bodies, so the table says what a reasoning
+effort or a prompt cache key actually turns into on the wire. ``catalog_rows()``
+summarises the shipped catalog per provider. The Sphinx directives
+``provider-table``, ``catalog-table`` and ``provider-classes`` render them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from docutils import nodes
+from docutils.parsers.rst import Directive
+from docutils.statemachine import StringList
+
+# Nothing is sent: build_call only builds the request. The address is a closed port anyway.
+_PROBE_URL = "http://127.0.0.1:9"
+_PROBE_KEY = "probe-key-not-a-secret"
+# A 1x1 transparent PNG and a few bytes of WAV header, base64: enough for the mappers.
+_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+_WAV = "UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQAAAAA="
+
+
+def _registry() -> List[Tuple[str, str, str]]:
+    from llm_sync._parse import PROVIDERS
+
+    out = []
+    for key, target in PROVIDERS.items():
+        module, _, cls = target.partition(":")
+        out.append((key, module, cls))
+    return out
+
+
+def _load(module: str, cls: str) -> Optional[type]:
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return None
+    found = getattr(mod, cls, None)
+    return found if isinstance(found, type) else None
+
+
+def _probe_model(key: str, cls: type) -> str:
+    """The default model, or the first catalog model that can reason when the default cannot."""
+    from llm_sync._catalog import all_models, lookup
+
+    default = getattr(cls, "default_model", "") or "probe-model"
+    catalog_key = getattr(cls, "catalog_provider", None) or key
+    entry = lookup(catalog_key, default)
+    if entry is not None and entry.reasoning_levels:
+        return default
+    for m in all_models(catalog_key):
+        if m.reasoning_levels and m.supports_tools:
+            return m.model_id
+    return default
+
+
+def _instance(cls: type, model: str) -> Any:
+    return cls(api_key=_PROBE_KEY, base_url=_PROBE_URL, model=model)
+
+
+def _body(provider: Any, context: Any) -> Tuple[Optional[Dict[str, Any]], Optional[str], str]:
+    """``(json body, error class name, framing)`` of the request for ``context``."""
+    from llm_sync import LlmError
+
+    try:
+        call, _parser = provider.build_call(context)
+    except LlmError as err:
+        return None, type(err).__name__, ""
+    body = json.loads(call.body) if call.body else {}
+    return body, None, call.framing
+
+
+def _diff(a: Any, b: Any, path: str = "") -> List[str]:
+    """Dotted paths (at most two levels) where ``b`` differs from ``a``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: List[str] = []
+        for k in b:
+            sub = f"{path}.{k}" if path else k
+            if k not in a:
+                out.append(sub)
+            elif a[k] != b[k]:
+                out.extend(_diff(a[k], b[k], sub) if sub.count(".") < 1 else [sub])
+        return out
+    return [path or "(body)"] if a != b else []
+
+
+def _marked(obj: Any, word: str) -> bool:
+    return word in json.dumps(obj)
+
+
+def _probe(key: str, cls: type) -> Dict[str, str]:
+    from llm_sync import ChatMessage, ContentBlock, Context
+
+    model = _probe_model(key, cls)
+    provider = _instance(cls, model)
+    plain = Context([ChatMessage.System("Be brief."), ChatMessage.User("Hi")])
+    base, err, framing = _body(provider, plain)
+    if base is None:
+        raise RuntimeError(f"{cls.__name__}: a plain request failed to build ({err})")
+
+    effort = plain.copy()
+    effort.set_reasoning_effort("high")
+    with_effort, _, _ = _body(provider, effort)
+    cached = plain.copy()
+    cached.set_prompt_cache_key("user-42")
+    with_key, _, _ = _body(provider, cached)
+
+    def media(block: Any) -> str:
+        body, failure, _ = _body(provider, Context([ChatMessage.User([ContentBlock.Text("What is this?"), block])]))
+        return "yes" if body is not None else f"no ({failure})"
+
+    def paths(changed: Optional[Dict[str, Any]]) -> str:
+        if changed is None:
+            return "refused"
+        found = _diff(base, changed)
+        return ", ".join(f"``{p}``" for p in found) if found else "not sent"
+
+    markers = [w for w in ("cache_control", "cachePoint") if _marked(base, w)]
+    return {
+        "probed": f"``{model}``",
+        "framing": framing,
+        "effort": paths(with_effort),
+        "cache_key": paths(with_key),
+        "auto_cache": ", ".join(f"``{m}``" for m in markers) if markers else "—",
+        "image": media(ContentBlock.Image(_PNG, "image/png")),
+        "audio": media(ContentBlock.Audio(_WAV, "audio/wav")),
+    }
+
+
+def provider_rows() -> Tuple[List[Dict[str, str]], List[str]]:
+    """One row per importable provider, and the registry keys whose module is not importable."""
+    rows: List[Dict[str, str]] = []
+    missing: List[str] = []
+    seen = set()
+    for key, module, name in _registry():
+        cls = _load(module, name)
+        if cls is None:
+            missing.append(key)
+            continue
+        seen.add(cls)
+        key_var = getattr(cls, "key_variable", None)
+        required = getattr(cls, "key_required", True)
+        row = {
+            "key": f"``{key}``",
+            "class": f"``{name}``",
+            "key_var": (f"``{key_var}``" + ("" if required else " (optional)")) if key_var else "—",
+            "url_var": f"``{cls.base_url_variable}``" if getattr(cls, "base_url_variable", None) else "—",
+            "default_url": f"``{cls.default_base_url}``" if getattr(cls, "default_base_url", "") else "(required)",
+            "default_model": f"``{cls.default_model}``" if getattr(cls, "default_model", "") else "(required)",
+        }
+        row.update(_probe(key, cls))
+        rows.append(row)
+    return rows, missing
+
+
+def catalog_rows() -> List[Dict[str, str]]:
+    from llm_sync._catalog import all_models, catalog_providers, provider_label
+
+    rows = []
+    for key in catalog_providers():
+        models = all_models(key)
+        windows = [m.context_window for m in models if m.context_window]
+        priced = [m for m in models if m.prices is not None and m.prices.input is not None]
+        env = next((m.required_env_var for m in models if m.required_env_var), None)
+        rows.append({
+            "key": f"``{key}``",
+            "label": provider_label(key) or key,
+            "env": f"``{env}``" if env else "(sign-in / AWS chain)",
+            "models": str(len(models)),
+            "reasoning": str(sum(1 for m in models if m.reasoning_levels)),
+            "tools": str(sum(1 for m in models if m.supports_tools)),
+            "image": str(sum(1 for m in models if m.supports_image)),
+            "audio": str(sum(1 for m in models if m.supports_audio)),
+            "window": f"{max(windows):,}" if windows else "—",
+            "priced": str(len(priced)),
+        })
+    return rows
+
+
+# -- rendering ---------------------------------------------------------------------------
+
+_PROVIDER_COLUMNS = (
+    ("key", "model string"),
+    ("class", "class"),
+    ("key_var", "key variable"),
+    ("url_var", "base URL variable"),
+    ("default_url", "default base URL"),
+    ("default_model", "default model"),
+    ("framing", "wire"),
+    ("probed", "probed with"),
+    ("effort", "reasoning effort sent as"),
+    ("cache_key", "prompt cache key sent as"),
+    ("auto_cache", "cache markers always sent"),
+    ("image", "images"),
+    ("audio", "audio"),
+)
+
+_CATALOG_COLUMNS = (
+    ("key", "provider"),
+    ("label", "name"),
+    ("env", "key variable"),
+    ("models", "models"),
+    ("reasoning", "reasoning"),
+    ("tools", "tools"),
+    ("image", "image input"),
+    ("audio", "audio input"),
+    ("window", "largest window"),
+    ("priced", "priced"),
+)
+
+
+def list_table(rows: Sequence[Dict[str, str]], columns: Sequence[Tuple[str, str]]) -> List[str]:
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    for i, (_, title) in enumerate(columns):
+        lines.append(("   * - " if i == 0 else "     - ") + title)
+    for row in rows:
+        for i, (field, _) in enumerate(columns):
+            lines.append(("   * - " if i == 0 else "     - ") + (row.get(field) or "—"))
+    return lines
+
+
+class _Generated(Directive):
+    has_content = False
+
+    def lines(self) -> List[str]:
+        raise NotImplementedError
+
+    def run(self) -> List[nodes.Node]:
+        container = nodes.container()
+        content = StringList(self.lines(), source="<generated by docs/_ext/provider_support.py>")
+        from sphinx.util.nodes import nested_parse_with_titles
+
+        # With titles: provider-classes makes one small section per provider.
+        nested_parse_with_titles(self.state, content, container)
+        return list(container.children)
+
+
+class ProviderTable(_Generated):
+    def lines(self) -> List[str]:
+        rows, missing = provider_rows()
+        out = list_table(rows, _PROVIDER_COLUMNS)
+        if missing:
+            out += ["", "Not in this build (their modules are absent): "
+                    + ", ".join(f"``{m}``" for m in missing) + "."]
+        return out
+
+
+class CatalogTable(_Generated):
+    def lines(self) -> List[str]:
+        return list_table(catalog_rows(), _CATALOG_COLUMNS)
+
+
+class ProviderClasses(_Generated):
+    """``autoclass`` for every importable provider class, un-indexed (the API page indexes them)."""
+
+    def lines(self) -> List[str]:
+        out: List[str] = []
+        done = set()
+        for key, module, name in _registry():
+            if (module, name) in done or _load(module, name) is None:
+                continue
+            done.add((module, name))
+            title = f"``{key}``: {name}"
+            out += [title, "~" * len(title), "", f".. autoclass:: {module}.{name}", "   :no-index:", ""]
+        return out
+
+
+def setup(app: Any) -> Dict[str, Any]:
+    app.add_directive("provider-table", ProviderTable)
+    app.add_directive("catalog-table", CatalogTable)
+    app.add_directive("provider-classes", ProviderClasses)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

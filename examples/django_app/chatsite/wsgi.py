@@ -1,0 +1,8 @@
+"""The WSGI application, for runserver, gunicorn or any other WSGI server."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
+application = get_wsgi_application()
