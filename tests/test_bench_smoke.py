@@ -1,0 +1,41 @@
+"""The benchmark suite (``python -m bench``) still runs end to end: every section, smallest settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_bench_smoke_runs_every_section_and_writes_results(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO), NO_PROXY="127.0.0.1,localhost")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)],
+        cwd=str(REPO), env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert len(written) == 2 and written[0].endswith("-smoke.json") and written[1].endswith("-smoke.md")
+    result = json.loads((tmp_path / written[0]).read_text())
+    summary = result["summary"]
+    clients = result["raw"]["clients"]
+    assert "llm_sync AnthropicProvider" in clients
+    # Every section produced figures for llm_sync, and the stream-hygiene checks hold
+    # even at this size: no errors, no short stream, no thread or socket left behind.
+    assert summary["throughput"]["event"]["llm_sync AnthropicProvider"]["wall_us"]["median"] > 0
+    assert summary["ttfc"]["llm_sync AnthropicProvider"]["warm_ms"]["median"] > 0
+    for key, rows in summary["concurrency"].items():
+        assert rows["_after"] == {"sockets_left": 0, "threads_left": 0}, key
+        for name in clients:
+            assert rows[name]["errors"] == 0 and rows[name]["short_rounds"] == 0, (key, name)
+    assert summary["rss"]["llm_sync AnthropicProvider"]["collect"]["peak_growth_mib"]["median"] >= 0
+    assert summary["import"]["llm_sync"]["median"] > 0
+    close = summary["close"]["llm_sync AnthropicProvider"]
+    assert close["p99"] < 1000 and close["readers_left"] == 0 and close["sockets_left"] <= 0
+    # The report names the targets of issue 10.
+    md = (tmp_path / written[1]).read_text()
+    assert "## Targets (issue 10)" in md and "close of a blocked stream" in md
