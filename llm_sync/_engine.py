@@ -123,6 +123,15 @@ def _run(state: StreamState, source: Source) -> None:
         for chunk in chunks:
             if not state.put(chunk):
                 return
+            if chunk.__class__ is not Start:
+                # Let a consumer waiting for its first content take it now rather than
+                # when this thread next blocks on the socket: on a short answer that
+                # is ~0.1 ms of time to first chunk. Once, so the loop below stays bare.
+                time.sleep(0)
+                break
+        for chunk in chunks:
+            if not state.put(chunk):
+                return
     except BaseException as exc:
         error = exc if isinstance(exc, LlmError) or state.stopped else _wrap(exc)
     finally:
@@ -296,31 +305,72 @@ def _http_chunks(
                 resp.close()
 
 
-def _peek_non_stream(resp: Any, call: HttpCall, chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """``chunks`` unchanged, unless the body is a JSON document or an HTML page: then raise.
+# How an SSE body may begin: a field name or a comment (after optional blank lines).
+_SSE_STARTS = (b"data:", b"data\n", b"event:", b"id:", b"retry:", b":", b"data\r")
 
-    Some gateways answer a streaming request with ``200`` and a JSON error body, and
-    captive portals and proxies with an HTML page; framed as SSE either would look
-    like an empty stream and hide the real cause. An SSE body never starts with
-    ``{``, ``[`` or ``<``, so the first bytes decide, whatever the content type says
-    (some backends send SSE without an SSE content type).
+
+def _peek_non_stream(resp: Any, call: HttpCall, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """``chunks`` unchanged, unless the first bytes show the body is not a stream: then raise.
+
+    Gateways answer a streaming request with ``200`` and a JSON error document,
+    captive portals and proxies with an HTML page; framed as a stream either would
+    look like an empty or broken stream and hide the real cause. The first bytes
+    decide, whatever the content type says (some backends send SSE without an SSE
+    content type): an SSE body starts with a field or a comment, an event-stream
+    message with a length whose first byte is never ``{``, ``[`` or ``<``.
     """
     first = b""
     for first in chunks:
         if first.strip():
             break
-    lead = first.lstrip()[:1]
-    if lead not in (b"{", b"[", b"<"):
-        return itertools.chain((first,), chunks)
+    head = first.lstrip(b"\xef\xbb\xbf\r\n \t")
+    lead = head[:1]
+    framing = call.framing
+    if lead == b"<":
+        raise call.classify(502, resp.headers, _rest(first, chunks))  # a page: a proxy in the way
+    if lead in (b"{", b"["):
+        if framing == "ndjson":
+            # A JSON line is what NDJSON is made of: only a body labelled as one JSON
+            # document whose first piece is a whole error object is taken as one.
+            ctype = (resp.headers.get("content-type") or "").lower()
+            if "ndjson" in ctype or not _is_error_document(first):
+                return itertools.chain((first,), chunks)
+        _raise_document(resp, call, _rest(first, chunks))
+    if framing == "sse" and head and not _may_be_sse(head):
+        ctype = resp.headers.get("content-type") or "no content type"
+        raise ApiError(
+            f"{call.url} answered a streaming request with {ctype} that is not a stream "
+            "(server-sent events); check that base_url points at the API",
+            status=resp.status_code,
+            body=_rest(first, chunks),
+        )
+    return itertools.chain((first,), chunks)
+
+
+def _may_be_sse(head: bytes) -> bool:
+    # The first chunk may be only a few bytes ("eve"): a prefix of a field counts.
+    return any(head.startswith(s) or s.startswith(head) for s in _SSE_STARTS)
+
+
+def _rest(first: bytes, chunks: Iterator[bytes]) -> str:
     body = bytearray(first)
     for more in chunks:
         body += more
         if len(body) > _MAX_DOCUMENT:
             break
-    text = bytes(body[:_MAX_DOCUMENT]).decode("utf-8", errors="replace")
+    return bytes(body[:_MAX_DOCUMENT]).decode("utf-8", errors="replace")
+
+
+def _is_error_document(data: bytes) -> bool:
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and "error" in parsed
+
+
+def _raise_document(resp: Any, call: HttpCall, text: str) -> None:
     status = resp.status_code
-    if lead == b"<":
-        raise call.classify(502, resp.headers, text)  # a page where a stream was due: a proxy
     try:
         parsed = json.loads(text)
     except ValueError:
@@ -328,6 +378,8 @@ def _peek_non_stream(resp: Any, call: HttpCall, chunks: Iterator[bytes]) -> Iter
     if isinstance(parsed, list) and parsed:
         parsed = parsed[0]
     err = parsed.get("error") if isinstance(parsed, dict) else None
+    if err is None and isinstance(parsed, dict) and ("message" in parsed or "detail" in parsed):
+        err = parsed  # AWS ({"message"}) and FastAPI ({"detail"}) error shapes
     if err is None:
         raise ApiError(
             f"{call.url} answered a streaming request with a JSON document instead of a "
@@ -346,10 +398,9 @@ def _peek_non_stream(resp: Any, call: HttpCall, chunks: Iterator[bytes]) -> Iter
 def _frames(resp: Any, call: HttpCall, max_event_bytes: int) -> Iterator[Frame]:
     from ._transport._http import read_chunks
 
-    chunks = read_chunks(resp)
+    chunks = _peek_non_stream(resp, call, read_chunks(resp))
     framing = call.framing
     if framing == "sse":
-        chunks = _peek_non_stream(resp, call, chunks)
         from ._transport._sse import iter_sse
 
         return iter_sse(chunks, max_event_bytes=max_event_bytes)

@@ -7,7 +7,7 @@ import zlib
 from types import MappingProxyType
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Union
 
-from .._errors import StreamReadError
+from .._errors import StreamInterruptedError, StreamReadError
 from ._frame import Frame
 
 __all__ = [
@@ -55,7 +55,8 @@ def iter_eventstream(
     Both CRCs are verified. A message whose declared length is below 16 bytes or
     above ``max_event_bytes``, whose headers do not fit it, whose checksum fails,
     or whose payload is not UTF-8 raises :class:`StreamReadError` naming the byte
-    offset of the message in the body; so does a body that ends inside a message.
+    offset of the message in the body. A body that ends inside a message raises
+    :class:`StreamInterruptedError`, as a cut SSE or NDJSON body does.
     ``Frame.event`` is ``:event-type``, ``:exception-type`` or ``:error-code``
     according to ``:message-type``; ``Frame.headers`` holds every header, read-only.
     """
@@ -89,8 +90,10 @@ def iter_eventstream(
             # ``need`` counts from the start of the pending message, which is now buf[0].
             base += pos
     if buf:
+        # A cut, not malformed framing: the connection ended mid-message, as a
+        # truncated SSE or NDJSON body does, and is reported the same way.
         declared = f" of {need}" if need > _PRELUDE_LEN else ""
-        raise StreamReadError(
+        raise StreamInterruptedError(
             f"event stream ended inside a message at byte offset {base} "
             f"({len(buf)}{declared} bytes received)"
         )

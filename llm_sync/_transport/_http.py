@@ -25,7 +25,9 @@ __all__ = ["ErrorClassifier", "Transport", "default_classifier", "read_bounded",
 # Error bodies are read only this far: an HTML error page can be large.
 _MAX_ERROR_BODY = 64 * 1024
 _MAX_REDIRECTS = 3
-_POOL_SIZE = 64
+# Idle keep-alive connections kept per host. Above this many concurrent streams to
+# one host, urllib3 discards (and logs) the extra connections as they finish.
+_POOL_SIZE = 256
 
 ErrorClassifier = Callable[[int, Mapping[str, str], str], LlmError]
 

@@ -7,7 +7,10 @@ from typing import Iterable, Iterator, List
 from .._errors import StreamReadError
 from ._frame import Frame
 
-__all__ = ["DEFAULT_MAX_EVENT_BYTES", "iter_ndjson"]
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "UNTERMINATED", "iter_ndjson"]
+
+#: ``Frame.message_type`` of a last line that arrived without its newline.
+UNTERMINATED = "unterminated"
 
 DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
 
@@ -78,7 +81,10 @@ def iter_ndjson(
         except UnicodeDecodeError as exc:
             raise _not_utf8(start, exc) from None
         if text and not text.isspace():
-            yield Frame("", text[:-1] if text[-1] == "\r" else text)
+            # A last line without its newline is either a server that omits the
+            # final newline or a body cut off mid-line; the parser, which knows what
+            # a whole line looks like, tells them apart by this mark.
+            yield Frame("", text[:-1] if text[-1] == "\r" else text, UNTERMINATED)
 
 
 def _too_long(limit: int, offset: int) -> StreamReadError:

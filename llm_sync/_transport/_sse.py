@@ -61,9 +61,13 @@ def _bounded(chunks: Iterable[bytes], limit: int, ended: List[bool]) -> Iterator
     tail = b""
     for chunk in chunks:
         if chunk.endswith(_LFLF) or chunk.endswith(_CRLFCRLF):
-            # The common case: the server flushed whole events.
+            # The common case: the server flushed whole events. The chunk's own end
+            # is all the tail needed, so no bytes are joined on this path.
             pending = 0
-        elif chunk:
+            tail = chunk[-3:] if len(chunk) >= 3 else (tail + chunk)[-3:]
+            yield chunk
+            continue
+        if chunk:
             end = _end_of_last_blank_line(chunk)
             if end < 3 and tail:
                 # Only a blank line that starts in ``tail`` can end later than that.

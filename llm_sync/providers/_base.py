@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = ["HttpProvider", "StreamingModelProvider"]
 
+# Mirrors the framers' default; kept here so importing a provider loads no framer.
+DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
+
 P = TypeVar("P", bound="HttpProvider")
 Parser = Callable[[Iterator["Frame"]], Iterator["LlmResponse"]]
 
@@ -99,6 +102,7 @@ class HttpProvider(StreamingModelProvider):
         self._timeouts = as_timeouts(timeout)
         self._retry = RetryPolicy() if max_retries is None else RetryPolicy(max_retries=max_retries)
         self._transport_ref: Optional[Transport] = None
+        self._max_event_bytes = DEFAULT_MAX_EVENT_BYTES
 
     # -- configuration -----------------------------------------------------------
 
@@ -147,6 +151,16 @@ class HttpProvider(StreamingModelProvider):
 
     def with_max_retries(self: P, max_retries: int) -> P:
         return self._replace(_retry=RetryPolicy(max_retries=max_retries))
+
+    def with_max_event_bytes(self: P, limit: int) -> P:
+        """Refuse (with ``StreamReadError``) any single event larger than ``limit`` bytes.
+
+        The default, 16 MiB, bounds the memory one runaway event can take; raise it
+        only for a server that really sends events that large.
+        """
+        if limit < 1:
+            raise ValueError(f"max_event_bytes must be positive, got {limit}")
+        return self._replace(_max_event_bytes=limit)
 
     def display_name(self) -> str:
         return f"{self.label} ({self._model})"
@@ -210,7 +224,12 @@ class HttpProvider(StreamingModelProvider):
                 None, provider=self.provider_id, model=self._model, timeouts=self._timeouts, error=err
             )
         source = http_source(
-            call, parse, transport=self._transport(), timeouts=self._timeouts, retry=self._retry
+            call,
+            parse,
+            transport=self._transport(),
+            timeouts=self._timeouts,
+            retry=self._retry,
+            max_event_bytes=getattr(self, "_max_event_bytes", DEFAULT_MAX_EVENT_BYTES),
         )
         return LlmResponseStream(
             source, provider=self.provider_id, model=self._model, timeouts=self._timeouts

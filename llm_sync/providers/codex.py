@@ -397,6 +397,7 @@ class CodexProvider(HttpProvider):
                 error=err,
             )
         transport, timeouts, retry = self._transport(), self._timeouts, self._retry
+        limit = self._max_event_bytes
 
         def source(state: StreamState) -> Iterator[LlmResponse]:
             from .._response import Start
@@ -405,9 +406,14 @@ class CodexProvider(HttpProvider):
             refreshed = False
             while True:
                 chunks = iter(
-                    http_source(call, parse, transport=transport, timeouts=timeouts, retry=retry)(
-                        state
-                    )
+                    http_source(
+                        call,
+                        parse,
+                        transport=transport,
+                        timeouts=timeouts,
+                        retry=retry,
+                        max_event_bytes=limit,
+                    )(state)
                 )
                 try:
                     for chunk in chunks:

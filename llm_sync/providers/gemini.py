@@ -333,7 +333,9 @@ def error_from_body(
             **kw,
         )
     if status is not None:
-        return error_for_status(status, text_, retry_after=retry_after, **kw)
+        # error_for_status takes the status as its first argument, not in **kw.
+        rest = {k: v for k, v in kw.items() if k != "status"}
+        return error_for_status(status, text_, retry_after=retry_after, **rest)
     return ApiError(text_, **kw)
 
 

@@ -12,6 +12,7 @@ from .._errors import (
     LlmError,
     RateLimitedError,
     ServerError,
+    StreamInterruptedError,
     UnsupportedContentError,
     error_for_status,
     overflow_error,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from .._model import LlmModel
     from .._stream import LlmResponseStream
     from .._transport._frame import Frame
+from .._transport._ndjson import UNTERMINATED
 
 __all__ = [
     "DEFAULT_HOST",
@@ -250,6 +252,13 @@ def parse_events(frames: Iterator[Frame], *, model: str = "") -> Iterator[LlmRes
         try:
             event = loads(data)
         except ValueError as exc:
+            if frame.message_type == UNTERMINATED:
+                # The body ended in the middle of its last line: a cut connection.
+                raise StreamInterruptedError(
+                    "the Ollama stream ended in the middle of a line (the connection was cut)",
+                    provider="ollama",
+                    model=model or None,
+                ) from None
             raise JsonParsingError(
                 f"Ollama sent a line that is not valid JSON ({exc}): {data[:200]!r}",
                 provider="ollama",

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_sync import StreamReadError
+from llm_sync import StreamInterruptedError, StreamReadError
 from llm_sync._transport import (
     Frame,
     encode_message,
@@ -288,12 +288,12 @@ def test_invalid_utf8_payload() -> None:
 def test_truncated_body() -> None:
     body = event_frame("a", b"{}") + event_frame("b", b"{}")
     for cut in (1, 11, 12, len(body) - 1):
-        with pytest.raises(StreamReadError, match="stream ended inside a message"):
+        with pytest.raises(StreamInterruptedError, match="stream ended inside a message"):
             frames(body[:cut], 1)
     # The complete first message is still delivered before the error.
     stream = iter_eventstream([body[:-3]])
     assert next(stream).event == "a"
-    with pytest.raises(StreamReadError, match=r"ended inside a message at byte offset \d+ \(\d+ of \d+ bytes"):
+    with pytest.raises(StreamInterruptedError, match=r"ended inside a message at byte offset \d+ \(\d+ of \d+ bytes"):
         next(stream)
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from llm_sync import StreamReadError
 from llm_sync._transport import Frame
-from llm_sync._transport._ndjson import iter_ndjson
+from llm_sync._transport._ndjson import UNTERMINATED, iter_ndjson
 
 # Recordings are read in place from next to the repository, never copied into it.
 WIRE = Path(__file__).resolve().parents[2].parent / "shared" / "wire"
@@ -23,7 +23,9 @@ def lines(body: bytes, size: int = 0, **kw: int) -> list[str]:
     """The frame texts of ``body`` parsed whole (size 0) or in ``size``-byte chunks."""
     chunks = [body] if size == 0 else [body[i : i + size] for i in range(0, len(body), size)]
     got = list(iter_ndjson(chunks, **kw))
-    assert all(f.event == "" and f.message_type == "event" and not f.headers for f in got)
+    assert all(f.event == "" and f.message_type == "event" and not f.headers for f in got[:-1])
+    # Only the last line can lack its newline, and then it says so.
+    assert all(f.message_type in ("event", UNTERMINATED) for f in got[-1:])
     return [f.data for f in got]
 
 
@@ -45,6 +47,9 @@ def test_blank_and_whitespace_lines_are_skipped() -> None:
 
 def test_final_line_without_newline() -> None:
     assert lines(b'{"a":1}\n{"b":2}') == ['{"a":1}', '{"b":2}']
+    # Marked, so a parser can tell a line cut off by a dropped connection from a whole one.
+    assert [f.message_type for f in iter_ndjson([b'{"a":1}\n{"b":2}'])] == ["event", UNTERMINATED]
+    assert [f.message_type for f in iter_ndjson([b'{"a":1}\n{"b":2}\n'])] == ["event", "event"]
     assert lines(b'{"a":1}\n{"b":2}\r', 1) == ['{"a":1}', '{"b":2}']
     assert lines(b"   ") == []
     assert lines(b"") == []
