@@ -350,7 +350,13 @@ def test_from_env_reads_the_bearer_token(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "ABSKfromenv123456")
     assert BedrockProvider.from_env().uses_api_key
     monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK")
-    assert not BedrockProvider.from_env().uses_api_key
+    import importlib.util
+
+    if importlib.util.find_spec("botocore") is None:  # the nobotocore tox environment
+        with pytest.raises(ApiRequestError, match=r"llm-sync\[bedrock\]"):
+            BedrockProvider.from_env()
+    else:
+        assert not BedrockProvider.from_env().uses_api_key
 
 
 # ---------------------------------------------------------------------------
