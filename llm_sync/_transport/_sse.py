@@ -61,10 +61,11 @@ def _bounded(chunks: Iterable[bytes], limit: int, ended: List[bool]) -> Iterator
     tail = b""
     for chunk in chunks:
         if chunk.endswith(_LFLF) or chunk.endswith(_CRLFCRLF):
-            # The common case: the server flushed whole events. The chunk's own end
-            # is all the tail needed, so no bytes are joined on this path.
+            # The common case: the server flushed whole events.
+            # A blank line just ended, so no earlier byte can belong to one that
+            # spans into the next chunk: a constant tail is as good as the real one.
             pending = 0
-            tail = chunk[-3:] if len(chunk) >= 3 else (tail + chunk)[-3:]
+            tail = _LFLF
             yield chunk
             continue
         if chunk:
