@@ -153,14 +153,14 @@ class LlmResponseStream:
             "total": self._timeouts.total,
         }[phase]
         what = {
-            "first_event": "before the first event",
-            "idle": "between two events",
-            "total": "for the whole stream",
+            "first_event": f"no event arrived within {seconds} s of the request",
+            "idle": f"no event arrived for {seconds} s after the last one",
+            "total": f"the stream ran past its total deadline of {seconds} s",
         }[phase]
         return End(
             RequestTimeoutError(
-                f"no data for {seconds} s {what}; pass a larger timeout=Timeouts({phase}=...) "
-                "if the model is slow",
+                f"{what}; pass timeout=Timeouts({phase}=...) with more seconds if the model "
+                "is slow (keep-alive pings do not count as events)",
                 phase=phase,
                 provider=self.provider,
                 model=self.model,
