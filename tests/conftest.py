@@ -7,39 +7,21 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, Set
+from typing import Iterator
 
 import pytest
 
+from tests.support.leaks import socket_fds
+from tests.support.paths import REPO as REPO
+from tests.support.paths import WIRE
 from tests.support.server import LoopbackServer
-
-REPO = Path(__file__).resolve().parents[1]
-WIRE = REPO.parent / "shared" / "wire"
-
-
-def _socket_fds() -> Set[str]:
-    # Each open socket appears in /proc/self/fd as "socket:[inode]"; the inode
-    # identifies it even when the fd number is reused.
-    found = set()
-    try:
-        names = os.listdir("/proc/self/fd")
-    except OSError:
-        return found
-    for name in names:
-        try:
-            target = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:
-            continue
-        if target.startswith("socket:"):
-            found.add(target)
-    return found
 
 
 @pytest.fixture(autouse=True)
 def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test that leaves a thread or a socket behind (after a bounded grace period)."""
     threads_before = set(threading.enumerate())
-    sockets_before = _socket_fds()
+    sockets_before = socket_fds()
     yield
     if request.node.get_closest_marker("leaks_allowed"):
         return
@@ -47,7 +29,7 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     while True:
         gc.collect()
         threads = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
-        sockets = _socket_fds() - sockets_before
+        sockets = socket_fds() - sockets_before
         if not threads and not sockets:
             return
         if time.monotonic() > deadline:

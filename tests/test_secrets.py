@@ -30,8 +30,8 @@ from llm_sync import (
     Timeouts,
     ToolCallRequest,
 )
-from tests.conftest import REPO
 from tests.support.faults import FLAVORS, Flavor, fast_retries, flavor_params, run
+from tests.support.paths import REPO
 from tests.support.server import LoopbackServer, Reply, sse_event
 
 ALL = flavor_params()

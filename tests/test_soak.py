@@ -30,8 +30,8 @@ from llm_sync import (
     Timeouts,
 )
 from llm_sync.providers._base import HttpProvider
-from tests.conftest import _socket_fds
 from tests.support.faults import FLAVORS, Flavor, fast_retries, reset_before_headers
+from tests.support.leaks import socket_fds
 from tests.support.server import LoopbackServer, RecordedRequest, Reply, Reset, Stall
 
 pytestmark = pytest.mark.soak
@@ -129,7 +129,7 @@ def _one(provider: HttpProvider, n: int, expected: Outcome, text: str, early_clo
 def test_soak_mixed_faults_over_many_threads() -> None:
     rng = random.Random(SEED)
     flavors = [f for f in FLAVORS.values() if f.name != "ollama" or _has_ollama()]
-    sockets_before = _socket_fds()
+    sockets_before = socket_fds()
     rss: List[int] = []
     problems: List[str] = []
     with LoopbackServer() as server:
@@ -169,10 +169,10 @@ def test_soak_mixed_faults_over_many_threads() -> None:
     growth = max(rss[1:], default=rss[0]) - rss[min(1, len(rss) - 1)]
     assert growth < 40 * 1024 * 1024, f"RSS grew by {growth / 1e6:.1f} MB across rounds: {rss}"
     deadline = time.monotonic() + 3.0
-    while _socket_fds() - sockets_before and time.monotonic() < deadline:
+    while socket_fds() - sockets_before and time.monotonic() < deadline:
         gc.collect()
         time.sleep(0.02)
-    assert not _socket_fds() - sockets_before
+    assert not socket_fds() - sockets_before
 
 
 def _has_ollama() -> bool:

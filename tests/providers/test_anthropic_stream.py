@@ -23,7 +23,7 @@ from llm_sync import (
 )
 from llm_sync._transport._frame import Frame
 from llm_sync.providers.anthropic import AnthropicProvider, parse_events
-from tests.conftest import WIRE
+from tests.support.paths import WIRE
 from tests.support.replay import kinds, only, split_every, stream_body
 from tests.support.server import LoopbackServer, Reply, sse
 

@@ -21,10 +21,8 @@ from llm_sync._transport import (
     exception_frame,
     iter_eventstream,
 )
+from tests.support.paths import WIRE
 
-# The recordings live next to the repository (/work/shared/wire); they are read in
-# place, never copied into the project.
-WIRE = Path(__file__).resolve().parents[2].parent / "shared" / "wire"
 BEDROCK_BINS = sorted((WIRE / "bedrock").glob("*.bin")) if WIRE.is_dir() else []
 
 

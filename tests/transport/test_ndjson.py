@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from llm_sync import StreamReadError
 from llm_sync._transport import Frame
 from llm_sync._transport._ndjson import UNTERMINATED, iter_ndjson
+from tests.support.paths import WIRE
 
 # Recordings are read in place from next to the repository, never copied into it.
-WIRE = Path(__file__).resolve().parents[2].parent / "shared" / "wire"
 NDJSON_RECORDINGS = sorted(WIRE.glob("*/*.ndjson")) if WIRE.is_dir() else []
 
 

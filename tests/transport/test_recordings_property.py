@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 
 from llm_sync import LlmError
 from llm_sync._transport._frame import Frame
-
-WIRE = Path(__file__).resolve().parents[2].parent / "shared" / "wire"
+from tests.support.paths import WIRE
 
 Framer = Callable[[Iterable[bytes]], Iterator[Frame]]
 Parser = Callable[[Iterator[Frame]], Iterator[Any]]

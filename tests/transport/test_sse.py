@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from llm_sync import StreamReadError
 from llm_sync._transport import Frame
 from llm_sync._transport._sse import iter_sse
+from tests.support.paths import WIRE
 
 # Recordings are read in place from next to the repository, never copied into it.
-WIRE = Path(__file__).resolve().parents[2].parent / "shared" / "wire"
 SSE_RECORDINGS = sorted(WIRE.glob("*/*.sse")) if WIRE.is_dir() else []
 
 
