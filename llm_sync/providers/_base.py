@@ -14,7 +14,7 @@ from .._timeouts import Timeouts, TimeoutSpec, as_timeouts
 
 if TYPE_CHECKING:
     from .._context import Context
-    from .._engine import HttpCall
+    from .._engine import HttpCall, Source
     from .._model import LlmModel
     from .._response import LlmResponse
     from .._stream import LlmResponseStream
@@ -208,8 +208,20 @@ class HttpProvider(StreamingModelProvider):
     def build_call(self, context: Context) -> Tuple[HttpCall, Parser]:
         """The HTTP request for ``context`` and the parser of its frames."""
 
-    def stream_response(self, context: Context) -> LlmResponseStream:
+    def _source(self, call: HttpCall, parse: Parser) -> Source:
+        """The engine source that streams ``call``; a provider wraps it to add behaviour."""
         from .._engine import http_source
+
+        return http_source(
+            call,
+            parse,
+            transport=self._transport(),
+            timeouts=self._timeouts,
+            retry=self._retry,
+            max_event_bytes=getattr(self, "_max_event_bytes", DEFAULT_MAX_EVENT_BYTES),
+        )
+
+    def stream_response(self, context: Context) -> LlmResponseStream:
         from .._stream import LlmResponseStream
 
         snapshot = context.copy()
@@ -223,14 +235,7 @@ class HttpProvider(StreamingModelProvider):
             return LlmResponseStream(
                 None, provider=self.provider_id, model=self._model, timeouts=self._timeouts, error=err
             )
-        source = http_source(
-            call,
-            parse,
-            transport=self._transport(),
-            timeouts=self._timeouts,
-            retry=self._retry,
-            max_event_bytes=getattr(self, "_max_event_bytes", DEFAULT_MAX_EVENT_BYTES),
-        )
+        source = self._source(call, parse)
         return LlmResponseStream(
             source, provider=self.provider_id, model=self._model, timeouts=self._timeouts
         )

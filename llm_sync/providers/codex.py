@@ -16,9 +16,8 @@ if TYPE_CHECKING:
     import os
 
     from .._context import Context
-    from .._engine import HttpCall, StreamState
+    from .._engine import HttpCall, Source, StreamState
     from .._response import LlmResponse
-    from .._stream import LlmResponseStream
     from .._timeouts import TimeoutSpec
     from .._transport._frame import Frame
     from ..codex import CodexCredentials, CredentialStore, OAuthEndpoints, TokenManager
@@ -171,7 +170,7 @@ def classify_error(
 # A 401 means the server refused a token we believed valid (revoked, or refreshed
 # elsewhere). The classifier turns it into ``_TokenRejected``, a non-retryable
 # ``InvalidApiKeyError`` carrying the refused token, so the engine raises it at
-# once. ``CodexProvider.stream_response``'s source catches it, asks the manager to
+# once. ``CodexProvider._source`` catches it, asks the manager to
 # refresh exactly that token (skipped when another thread already replaced it), and
 # sends the request once more through a fresh engine source. A second 401 is raised
 # as ``InvalidApiKeyError`` telling the user to sign in again. So a 401 costs one
@@ -182,9 +181,10 @@ def classify_error(
 class _TokenRejected(InvalidApiKeyError):
     """A 401 for a refreshable token: the source refreshes and sends once more."""
 
-    def __init__(self, message: str, *, token: str, **kw: Any) -> None:
+    def __init__(self, message: str, *, token: str, manager: TokenManager, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.token = token
+        self.manager = manager
 
 
 class _Attempt:
@@ -322,10 +322,6 @@ class CodexProvider(HttpProvider):
         return build_request(context, self._model, instructions=self._instructions)
 
     def build_call(self, context: Context) -> Tuple[HttpCall, Parser]:
-        call, parse, _ = self._build(context)
-        return call, parse
-
-    def _build(self, context: Context) -> Tuple[HttpCall, Parser, Optional[TokenManager]]:
         from .._engine import HttpCall
         from ..codex import account_id_from_token
 
@@ -340,9 +336,11 @@ class CodexProvider(HttpProvider):
         def classify(status: int, headers: Mapping[str, str], text: str) -> LlmError:
             err = classify_error(status, headers, text, model, token_hint=hint)
             if status == 401 and refreshable and attempt.token is not None:
+                assert manager is not None  # refreshable means a manager
                 return _TokenRejected(
                     err.message,
                     token=attempt.token,
+                    manager=manager,
                     provider="codex",
                     model=model,
                     status=status,
@@ -357,7 +355,7 @@ class CodexProvider(HttpProvider):
         if self._api_key is not None:
             register_secret(self._api_key)
             headers = self.headers(self._api_key, account_id_from_token(self._api_key))
-            return HttpCall(url, headers, body, framing="sse", classify=classify), parse, None
+            return HttpCall(url, headers, body, framing="sse", classify=classify), parse
         assert manager is not None
 
         def prepare(call: HttpCall) -> HttpCall:
@@ -375,29 +373,11 @@ class CodexProvider(HttpProvider):
 
         # The backend may answer without an SSE content type; the framing says SSE regardless.
         call = HttpCall(url, {}, body, framing="sse", classify=classify, prepare=prepare)
-        return call, parse, manager
+        return call, parse
 
-    def stream_response(self, context: Context) -> LlmResponseStream:
-        from .._engine import http_source
-        from .._stream import LlmResponseStream
-
-        snapshot = context.copy()
-        try:
-            call, parse, manager = self._build(snapshot)
-        except LlmError as err:
-            if err.provider is None:
-                err.provider = self.provider_id
-            if err.model is None:
-                err.model = self._model
-            return LlmResponseStream(
-                None,
-                provider=self.provider_id,
-                model=self._model,
-                timeouts=self._timeouts,
-                error=err,
-            )
-        transport, timeouts, retry = self._transport(), self._timeouts, self._retry
-        limit = self._max_event_bytes
+    def _source(self, call: HttpCall, parse: Parser) -> Source:
+        """The engine's source, sent once more after a refresh when the token is refused."""
+        inner = super()._source(call, parse)
 
         def source(state: StreamState) -> Iterator[LlmResponse]:
             from .._response import Start
@@ -405,16 +385,7 @@ class CodexProvider(HttpProvider):
             sent_start = False
             refreshed = False
             while True:
-                chunks = iter(
-                    http_source(
-                        call,
-                        parse,
-                        transport=transport,
-                        timeouts=timeouts,
-                        retry=retry,
-                        max_event_bytes=limit,
-                    )(state)
-                )
+                chunks = iter(inner(state))
                 try:
                     for chunk in chunks:
                         if chunk.__class__ is Start:
@@ -424,7 +395,7 @@ class CodexProvider(HttpProvider):
                         yield chunk
                     return
                 except _TokenRejected as err:
-                    if refreshed or manager is None:
+                    if refreshed:
                         raise InvalidApiKeyError(
                             f"{err.message} (even after refreshing the token)",
                             provider="codex",
@@ -433,7 +404,7 @@ class CodexProvider(HttpProvider):
                             body=err.body,
                         ) from None
                     refreshed = True
-                    manager.refresh_rejected(err.token)
+                    err.manager.refresh_rejected(err.token)
                     if state.stopped:
                         return
                 finally:
@@ -441,6 +412,4 @@ class CodexProvider(HttpProvider):
                     if close is not None:
                         close()
 
-        return LlmResponseStream(
-            source, provider=self.provider_id, model=self._model, timeouts=self._timeouts
-        )
+        return source
