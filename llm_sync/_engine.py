@@ -26,6 +26,7 @@ from ._errors import (
 from ._response import Done, LlmResponse, Start, Usage
 from ._retry import RetryPolicy
 from ._timeouts import Timeouts
+from ._transport._frame import DEFAULT_MAX_EVENT_BYTES
 
 if TYPE_CHECKING:
     from ._transport._frame import Frame
@@ -206,7 +207,7 @@ def http_source(
     transport: Transport,
     timeouts: Timeouts,
     retry: RetryPolicy,
-    max_event_bytes: int = 16 * 1024 * 1024,
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
 ) -> Source:
     """A source that streams ``call``, retrying before content as the policy allows."""
 

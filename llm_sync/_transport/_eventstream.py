@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Union
 
 from .._errors import StreamInterruptedError, StreamReadError
-from ._frame import Frame
+from ._frame import DEFAULT_MAX_EVENT_BYTES, Frame
 
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
@@ -18,7 +18,6 @@ __all__ = [
     "iter_eventstream",
 ]
 
-DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 # Message layout: prelude (total length, headers length, prelude CRC; all u32 BE),
 # headers, payload, message CRC (u32 BE over every byte before it).

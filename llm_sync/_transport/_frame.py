@@ -5,6 +5,10 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any, Mapping
 
+# The largest single event any framer accepts unless told otherwise: it bounds the
+# memory one runaway event can take. Providers can change it (with_max_event_bytes).
+DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
+
 # Shared by every text frame: they have no headers, and a fresh dict per event costs.
 _NO_HEADERS: Mapping[str, Any] = MappingProxyType({})
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Iterable, Iterator, List
 
 from .._errors import StreamReadError
-from ._frame import Frame
+from ._frame import DEFAULT_MAX_EVENT_BYTES, Frame
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "UNTERMINATED", "iter_ndjson"]
 
 #: ``Frame.message_type`` of a last line that arrived without its newline.
 UNTERMINATED = "unterminated"
 
-DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 
 def iter_ndjson(

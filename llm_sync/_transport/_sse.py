@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Iterable, Iterator, List
 
 from .._errors import StreamReadError
-from ._frame import Frame
+from ._frame import DEFAULT_MAX_EVENT_BYTES, Frame
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "iter_sse"]
 
-DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 # The blank lines that end an event, as sseclient-py recognises them.
 _LFLF = b"\n\n"

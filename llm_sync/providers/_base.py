@@ -11,6 +11,7 @@ from .._keys import require_key, setting
 from .._redact import mask, register_secret
 from .._retry import RetryPolicy
 from .._timeouts import Timeouts, TimeoutSpec, as_timeouts
+from .._transport._frame import DEFAULT_MAX_EVENT_BYTES
 
 if TYPE_CHECKING:
     from .._context import Context
@@ -22,9 +23,6 @@ if TYPE_CHECKING:
     from .._transport._http import Transport
 
 __all__ = ["HttpProvider", "StreamingModelProvider"]
-
-# Mirrors the framers' default; kept here so importing a provider loads no framer.
-DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 P = TypeVar("P", bound="HttpProvider")
 Parser = Callable[[Iterator["Frame"]], Iterator["LlmResponse"]]
@@ -218,7 +216,7 @@ class HttpProvider(StreamingModelProvider):
             transport=self._transport(),
             timeouts=self._timeouts,
             retry=self._retry,
-            max_event_bytes=getattr(self, "_max_event_bytes", DEFAULT_MAX_EVENT_BYTES),
+            max_event_bytes=self._max_event_bytes,
         )
 
     def stream_response(self, context: Context) -> LlmResponseStream:
