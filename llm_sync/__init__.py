@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import providers
 from ._alloyed import AlloyedModelProvider
 from ._catalog import all_models, available_models, estimate_cost, get_local_models
 from ._content import ContentBlock
@@ -40,7 +41,6 @@ from ._version import __version__
 from .providers._base import StreamingModelProvider
 
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and IDEs
-    from . import providers as providers
     from . import testing as testing
     from .providers.anthropic import AnthropicProvider
     from .providers.bedrock import BedrockProvider
@@ -53,24 +53,10 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from .providers.openrouter import OpenRouterProvider
     from .providers.presets import DeepSeekProvider, MoonshotProvider, ZaiProvider
 
-# Provider classes and optional submodules load on first use, so `import llm_sync`
-# stays cheap and an extra's dependency (botocore) is needed only by its provider.
-_LAZY: dict[str, str] = {
-    "AnthropicProvider": "llm_sync.providers.anthropic",
-    "BedrockProvider": "llm_sync.providers.bedrock",
-    "CodexProvider": "llm_sync.providers.codex",
-    "DeepSeekProvider": "llm_sync.providers.presets",
-    "GeminiProvider": "llm_sync.providers.gemini",
-    "LlamaCppProvider": "llm_sync.providers.llamacpp",
-    "MoonshotProvider": "llm_sync.providers.presets",
-    "OllamaProvider": "llm_sync.providers.ollama",
-    "OpenAiCompatibleProvider": "llm_sync.providers.openai_compatible",
-    "OpenAiProvider": "llm_sync.providers.openai",
-    "OpenRouterProvider": "llm_sync.providers.openrouter",
-    "ZaiProvider": "llm_sync.providers.presets",
-    "providers": "llm_sync.providers",
-    "testing": "llm_sync.testing",
-}
+# Provider classes load on first use (their one registry is llm_sync.providers), and
+# so does llm_sync.testing: `import llm_sync` stays cheap and an extra's dependency
+# (botocore) is needed only by its own provider.
+_PROVIDERS = providers._LAZY
 
 __all__ = [
     "AlloyedModelProvider",
@@ -134,16 +120,17 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'llm_sync' has no attribute {name!r}")
-    import importlib
+    if name in _PROVIDERS:
+        found: object = getattr(providers, name)
+    elif name == "testing":
+        import importlib
 
-    mod = importlib.import_module(module)
-    found = mod if module.endswith("." + name) else getattr(mod, name)
+        found = importlib.import_module("llm_sync.testing")
+    else:
+        raise AttributeError(f"module 'llm_sync' has no attribute {name!r}")
     globals()[name] = found
     return found
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_PROVIDERS) | {"testing"})

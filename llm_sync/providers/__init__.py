@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ._base import HttpProvider, StreamingModelProvider
 
-# name -> module, filled in as providers land; see llm_sync/__init__.py for why lazy.
+# The one registry of provider classes: name -> module, imported on first use so that
+# `import llm_sync` loads no provider (and botocore only when Bedrock is used).
 _LAZY: dict[str, str] = {
     "AnthropicProvider": "llm_sync.providers.anthropic",
     "BedrockProvider": "llm_sync.providers.bedrock",
