@@ -279,15 +279,18 @@ def _origin(url: str) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    # urllib3 wraps the OSError several levels deep; its text is the useful part.
+    """The OS's words ("Connection refused") from the OSError urllib3 wraps a few levels deep."""
     inner: Optional[BaseException] = exc
-    while inner is not None:
-        if isinstance(inner, OSError) and not hasattr(inner, "request") and inner.strerror:
+    for _ in range(8):  # the wrapping is shallow; the bound guards against odd chains
+        if inner is None:
+            break
+        if isinstance(inner, OSError) and inner.strerror:
             return inner.strerror
-        nxt = inner.__cause__ or inner.__context__
-        if nxt is None and inner.args and isinstance(inner.args[0], BaseException):
-            nxt = inner.args[0]
-        if nxt is None:
-            nxt = getattr(inner, "reason", None) if isinstance(getattr(inner, "reason", None), BaseException) else None
-        inner = nxt
+        # requests wraps in args[0], urllib3's MaxRetryError in .reason, others chain.
+        wrapped = inner.args[0] if inner.args else None
+        reason = getattr(inner, "reason", None)
+        inner = next(
+            (e for e in (inner.__cause__, inner.__context__, wrapped, reason) if isinstance(e, BaseException)),
+            None,
+        )
     return str(exc)
