@@ -366,6 +366,55 @@ def test_a_proxy_from_the_environment_is_used(
     assert server.requests[0].path.startswith("http://llm-sync-proxy-test.invalid")
 
 
+def test_proxy_settings_are_read_once_per_origin(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Read when an origin is first used (like httpx), not on every request.
+    for var in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    monkeypatch.setenv("http_proxy", server.url)
+    flavor = FLAVORS["openai"]
+    server.reply(flavor.reply("one"), flavor.reply("two"))
+    provider = flavor.build("http://llm-sync-proxy-test.invalid", ARG_KEYS["openai"], 5.0, 0)
+    assert run(provider).text == "one"
+    monkeypatch.delenv("HTTP_PROXY")
+    monkeypatch.delenv("http_proxy")
+    assert run(provider).text == "two"  # still through the proxy: .invalid never resolves
+    assert [r.path.startswith("http://llm-sync-proxy-test.invalid") for r in server.requests] == [True, True]
+    # A new provider (a new transport) reads the environment again.
+    fresh = flavor.build("http://llm-sync-proxy-test.invalid", ARG_KEYS["openai"], 5.0, 0)
+    with pytest.raises(LlmError, match=r"llm-sync-proxy-test\.invalid"):
+        run(fresh)
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("flavor", ALL)
+def test_a_netrc_entry_never_replaces_the_key(
+    server: LoopbackServer, flavor: Flavor, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # requests lets a ~/.netrc password replace the Authorization header; our credentials win.
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login netrc-user password netrc-password\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    server.reply(flavor.reply("ok"))
+    assert run(flavor.build(server.url, ARG_KEYS[flavor.name], 5.0, 0)).text == "ok"
+    sent = server.requests[0].headers
+    assert not sent.get("authorization", "").startswith("Basic ")
+    assert ARG_KEYS[flavor.name] in " ".join(str(v) for v in sent.values()) + server.requests[0].path
+
+
+def test_cookies_the_server_sets_are_sent_back(server: LoopbackServer) -> None:
+    # Gateways pin a client to a backend with a cookie; the session keeps it, as requests does.
+    flavor = FLAVORS["anthropic"]
+    server.reply(flavor.reply("one", headers={"set-cookie": "backend=b7; Path=/"}), flavor.reply("two"))
+    provider = flavor.build(server.url, ARG_KEYS["anthropic"], 5.0, 0)
+    assert run(provider).text == "one"
+    assert run(provider).text == "two"
+    assert "cookie" not in server.requests[0].headers
+    assert server.requests[1].headers["cookie"] == "backend=b7"
+
+
 # ---------------------------------------------------------------------------
 # .env loading
 
