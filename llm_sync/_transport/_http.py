@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Union
 from urllib.parse import urljoin, urlsplit
 
 from .._errors import (
@@ -302,7 +302,7 @@ def _prepare(
     from requests import PreparedRequest
     from requests.structures import CaseInsensitiveDict
 
-    merged: CaseInsensitiveDict[str] = CaseInsensitiveDict(session.headers)
+    merged: CaseInsensitiveDict[Union[str, bytes]] = CaseInsensitiveDict(session.headers)
     merged.update(headers)
     prepared = PreparedRequest()
     prepared.prepare(
