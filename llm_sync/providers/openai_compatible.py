@@ -530,6 +530,12 @@ def parse_events(
             continue  # a usage-only chunk; more may follow
         choice = choices[0] if len(choices) == 1 else _first_choice(choices)
         delta = choice.get("delta")
+        if delta and len(delta) == 1 and not collector.pending:
+            # Nearly every chunk of an answer: {"content": "..."} and nothing else.
+            content = delta.get("content")
+            if content and isinstance(content, str):
+                yield text(content)
+                delta = None
         if delta:
             rc = delta.get("reasoning_content") or delta.get("reasoning")
             rd = delta.get("reasoning_details")
