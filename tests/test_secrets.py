@@ -351,14 +351,19 @@ def test_tls_verification_is_on_and_the_ca_bundle_variable_is_honoured(
     provider._transport().close()
 
 
+def only_http_proxy(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """Send plain-HTTP requests through ``url`` and nothing else through any proxy."""
+    for var in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", url)
+    monkeypatch.setenv("http_proxy", url)
+
+
 @pytest.mark.parametrize("flavor", ALL)
 def test_a_proxy_from_the_environment_is_used(
     server: LoopbackServer, flavor: Flavor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for var in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", server.url)
-    monkeypatch.setenv("http_proxy", server.url)
+    only_http_proxy(monkeypatch, server.url)
     server.reply(flavor.reply("via ", "proxy"))
     # .invalid never resolves: the answer can only come through the proxy (the loopback server).
     provider = flavor.build("http://llm-sync-proxy-test.invalid", ARG_KEYS[flavor.name], 5.0, 0)
@@ -368,10 +373,7 @@ def test_a_proxy_from_the_environment_is_used(
 
 def test_proxy_settings_are_read_once_per_origin(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
     # Read when an origin is first used (like httpx), not on every request.
-    for var in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", server.url)
-    monkeypatch.setenv("http_proxy", server.url)
+    only_http_proxy(monkeypatch, server.url)
     flavor = FLAVORS["openai"]
     server.reply(flavor.reply("one"), flavor.reply("two"))
     provider = flavor.build("http://llm-sync-proxy-test.invalid", ARG_KEYS["openai"], 5.0, 0)
