@@ -17,6 +17,7 @@ from .._errors import (
     error_for_status,
     overflow_error,
 )
+from .._json import loads_event
 from .._response import (
     Done,
     EncryptedReasoning,
@@ -264,7 +265,7 @@ def parse_events(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
     ``Done``, which the engine reports as ``StreamInterruptedError``. An ``error``
     event is raised as its typed error.
     """
-    loads = json.loads
+    loads = loads_event
     started = False
     message_id = ""
     calls: Dict[int, _Call] = {}  # open tool_use blocks by block index

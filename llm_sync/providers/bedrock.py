@@ -32,6 +32,7 @@ from .._errors import (
     error_for_status,
     overflow_error,
 )
+from .._json import loads_event
 from .._keys import setting
 from .._redact import mask, register_secret
 from .._response import (
@@ -658,7 +659,7 @@ def parse_events(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
     """
     import uuid
 
-    loads = json.loads
+    loads = loads_event
     message_id = ""
     tools: Dict[int, List[Any]] = {}  # block index -> [id, name, argument parts]
     thinking: Dict[int, Dict[str, Any]] = {}  # block index -> text parts, signature, redacted parts

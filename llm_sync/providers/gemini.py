@@ -26,6 +26,7 @@ from .._errors import (
     error_for_status,
     overflow_error,
 )
+from .._json import loads_event
 from .._keys import setting
 from .._response import (
     Done,
@@ -662,7 +663,7 @@ def parse_events(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
     turn = _Turn()
     stray: List[str] = []
     bad: Optional[str] = None  # a data line that is not JSON, unless it is the last
-    loads = json.loads
+    loads = loads_event
     for frame in frames:
         line = frame.data
         if bad is not None:

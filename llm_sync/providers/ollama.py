@@ -17,6 +17,7 @@ from .._errors import (
     error_for_status,
     overflow_error,
 )
+from .._json import loads_event
 from .._response import (
     Done,
     LlmResponse,
@@ -243,7 +244,7 @@ def parse_events(frames: Iterator[Frame], *, model: str = "") -> Iterator[LlmRes
     """
     import uuid
 
-    loads = json.loads
+    loads = loads_event
     started = False
     tool_calls = 0
     stream_id = uuid.uuid4().hex[:12]

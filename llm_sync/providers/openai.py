@@ -19,6 +19,7 @@ from .._errors import (
     error_for_status,
     overflow_error,
 )
+from .._json import loads_event
 from .._response import (
     Done,
     EncryptedReasoning,
@@ -426,7 +427,7 @@ def parse_responses_events(
     and ``Done``. Unknown event types are ignored. ``error`` events and failed
     responses are raised as typed errors.
     """
-    loads = json.loads
+    loads = loads_event
     started = False
     calls: Dict[str, List[Any]] = {}  # item id -> [call_id, name, arg parts, completed]
     called = False

@@ -31,6 +31,7 @@ from .._errors import (
     error_for_status,
     overflow_error,
 )
+from .._json import loads_event
 from .._response import (
     Done,
     EncryptedReasoning,
@@ -495,7 +496,10 @@ def parse_events(
     details: List[Dict[str, Any]] = []
     message_id = ""
     done = False
-    loads = json.loads
+    loads = loads_event
+    # The collector's own dict of open calls: testing it is cheaper than the property,
+    # and the fast path below tests it on every chunk.
+    open_calls = collector._open
     for frame in frames:
         data = frame.data
         if data == "[DONE]":
@@ -530,7 +534,7 @@ def parse_events(
             continue  # a usage-only chunk; more may follow
         choice = choices[0] if len(choices) == 1 else _first_choice(choices)
         delta = choice.get("delta")
-        if delta and len(delta) == 1 and not collector.pending:
+        if delta and len(delta) == 1 and not open_calls:
             # Nearly every chunk of an answer: {"content": "..."} and nothing else.
             content = delta.get("content")
             if content and isinstance(content, str):
