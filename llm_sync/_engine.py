@@ -130,8 +130,13 @@ def _run(state: StreamState, source: Source) -> None:
                 # is ~0.1 ms of time to first chunk. Once, so the loop below stays bare.
                 time.sleep(0)
                 break
+        # StreamState.put, inlined: this loop runs once per chunk.
+        q = state.queue
+        qsize, put = q.qsize, q.put
         for chunk in chunks:
-            if not state.put(chunk):
+            if qsize() < MAX_QUEUED and not state.stopped:
+                put(chunk)
+            elif not state.put(chunk):
                 return
     except BaseException as exc:
         error = exc if isinstance(exc, LlmError) or state.stopped else _wrap(exc)
