@@ -21,6 +21,8 @@ from ._response import (
     ToolRequestComplete,
     Usage,
 )
+from ._response import reasoning as _reasoning
+from ._response import text as _text
 from ._timeouts import Timeouts
 
 if TYPE_CHECKING:
@@ -119,6 +121,13 @@ class LlmResponseStream:
             self.close()
             raise
         cls = item.__class__
+        # Text and Reasoning wait in the queue as plain strings (see _engine).
+        if cls is str:
+            self._got_any = True
+            return _text(item)
+        if cls is tuple:
+            self._got_any = True
+            return _reasoning(item[0])
         if cls is End:
             return self._end(item)
         self._got_any = True

@@ -27,7 +27,7 @@ from llm_sync import (
 )
 from llm_sync._timeouts import Timeouts
 from tests.support.server import Close, LoopbackServer, Raw, Reply, Reset, Sleep, Stall, sse_chunks
-from tests.support.toy import PING, ToyProvider, done, start, text
+from tests.support.toy import PING, ToyProvider, done, reasoning, start, text
 
 SSE = {"content-type": "text/event-stream"}
 
@@ -369,6 +369,29 @@ def test_a_slow_consumer_holds_the_reader_at_the_queue_bound(server: LoopbackSer
     time.sleep(0.3)
     assert stream._state.queue.qsize() <= _engine.MAX_QUEUED + 1
     assert len(list(stream)) == n + 2  # Start, every Text, Done: nothing dropped
+
+
+def test_chunks_waiting_for_a_slow_consumer_are_not_objects_the_gc_tracks(server: LoopbackServer) -> None:
+    thoughts = [f"r{i}" for i in range(500)]
+    texts = [f"t{i}" for i in range(2000)]
+    server.reply(Reply.event_stream(start(), *map(reasoning, thoughts), *map(text, texts), done()))
+    chunk_types = (LlmResponse.Text, LlmResponse.Reasoning)
+
+    def tracked_chunks() -> int:
+        return sum(1 for o in gc.get_objects() if type(o) in chunk_types)
+
+    before = tracked_chunks()
+    stream = toy(server).stream_response(Context())
+    deadline = time.monotonic() + 5
+    while stream._state.queue.qsize() < 2 + len(thoughts) + len(texts) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # Everything is queued and nothing consumed; tracked chunk objects here would be
+    # promoted by young collections and set off full ones in a large process.
+    assert tracked_chunks() - before <= 2
+    chunks = list(stream)
+    assert [type(c) for c in chunks[1:-1]] == [LlmResponse.Reasoning] * 500 + [LlmResponse.Text] * 2000
+    assert [c.chunk for c in chunks[1:-1]] == thoughts + texts  # type: ignore[attr-defined]
+    assert isinstance(chunks[0], LlmResponse.Start) and isinstance(chunks[-1], LlmResponse.Done)
 
 
 def test_a_thousand_abandoned_streams_leave_no_thread(server: LoopbackServer) -> None:

@@ -1,7 +1,7 @@
 """A minimal provider with a made-up SSE wire format, so engine tests exercise only the engine.
 
 Each SSE event's data is a JSON object: ``{"type": "start", "id"}``, ``{"type": "text",
-"text"}``, ``{"type": "usage", "input", "output"}``, ``{"type": "done", "reason"}``,
+"text"}``, ``{"type": "reasoning", "text"}``, ``{"type": "usage", "input", "output"}``, ``{"type": "done", "reason"}``,
 ``{"type": "ping"}`` (ignored, like a provider keep-alive) and ``{"type": "error", "kind",
 "message"}`` (an in-band error: ``overloaded`` is retryable, anything else is not).
 """
@@ -54,6 +54,8 @@ def parse_toy(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
             yield LlmResponse.Start(event["id"])
         elif kind == "text":
             yield LlmResponse.Text(event["text"])
+        elif kind == "reasoning":
+            yield LlmResponse.Reasoning(event["text"])
         elif kind == "usage":
             yield LlmResponse.Usage(event["input"], event["output"])
         elif kind == "done":
@@ -70,6 +72,10 @@ def start(id: str = "m1") -> dict[str, Any]:
 
 def text(t: str) -> dict[str, Any]:
     return {"type": "text", "text": t}
+
+
+def reasoning(t: str) -> dict[str, Any]:
+    return {"type": "reasoning", "text": t}
 
 
 def done(reason: str = "end_turn") -> dict[str, Any]:
