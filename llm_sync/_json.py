@@ -13,10 +13,11 @@ _raw_decode = json.JSONDecoder().raw_decode
 def loads_event(text: str) -> Any:
     """``json.loads(text)``, about 0.9 µs faster on a typical 300-byte event.
 
-    ``json.loads`` wraps the scanner in three Python layers and two whitespace
-    regex matches; a payload that is exactly one JSON document (every event a
-    provider sends) needs neither. Anything else (surrounding whitespace, a BOM,
-    extra or invalid data) goes to ``json.loads``, so results and errors are its own.
+    ``json.loads`` reaches the C scanner through three Python functions and two
+    whitespace regex matches, ``raw_decode`` through one; a payload that is exactly
+    one JSON document (every event a provider sends) needs nothing more. Anything
+    else (surrounding whitespace, a BOM, extra or invalid data) goes to
+    ``json.loads``, so results and errors are its own.
     """
     try:
         obj, end = _raw_decode(text)

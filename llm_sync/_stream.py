@@ -121,16 +121,14 @@ class LlmResponseStream:
             self.close()
             raise
         cls = item.__class__
-        # Text and Reasoning wait in the queue as plain strings (see _engine).
-        if cls is str:
-            self._got_any = True
-            return _text(item)
-        if cls is tuple:
-            self._got_any = True
-            return _reasoning(item[0])
         if cls is End:
             return self._end(item)
         self._got_any = True
+        # Text and Reasoning wait in the queue as plain strings (see _engine).
+        if cls is str:
+            return _text(item)
+        if cls is tuple:
+            return _reasoning(item[0])
         if cls is Done:
             self._ended = self._saw_done = True
         return item  # type: ignore[no-any-return]
