@@ -28,6 +28,9 @@ _MAX_REDIRECTS = 3
 # Idle keep-alive connections kept per host. Above this many concurrent streams to
 # one host, urllib3 discards (and logs) the extra connections as they finish.
 _POOL_SIZE = 256
+# Prepared requests a Transport keeps as templates (see _prepare); Bedrock's signed
+# headers differ on every request, so the cache is bounded and starts over when full.
+_MAX_TEMPLATES = 32
 
 ErrorClassifier = Callable[[int, Mapping[str, str], str], LlmError]
 
@@ -46,6 +49,8 @@ class Transport:
         self._pid = 0
         # Proxies and TLS settings from the environment, per origin (see settings()).
         self._settings: dict[str, dict[str, Any]] = {}
+        # Prepared requests without their bodies, by method, URL and headers (see _prepare).
+        self._templates: dict[tuple[Any, ...], requests.PreparedRequest] = {}
 
     def session(self) -> requests.Session:
         session = self._session
@@ -57,6 +62,7 @@ class Transport:
                 # sockets the parent still uses.
                 self._session = _new_session()
                 self._settings = {}
+                self._templates = {}
                 self._pid = os.getpid()
                 weakref.finalize(self, self._session.close)
             return self._session
@@ -80,6 +86,7 @@ class Transport:
         with self._lock:
             session, self._session = self._session, None
             self._settings = {}
+            self._templates = {}
         if session is not None and self._pid == os.getpid():
             session.close()
 
@@ -146,7 +153,7 @@ def send(
     for _ in range(_MAX_REDIRECTS + 1):
         try:
             resp = session.send(
-                _prepare(session, method, url, headers, body),
+                _prepare(transport, session, method, url, headers, body),
                 stream=True,
                 timeout=(connect_timeout, read_timeout),
                 allow_redirects=False,
@@ -291,14 +298,47 @@ def read_chunks(resp: requests.Response) -> Iterator[bytes]:
 
 
 def _prepare(
-    session: requests.Session, method: str, url: str, headers: Mapping[str, str], body: Optional[bytes]
+    transport: Transport,
+    session: requests.Session,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: Optional[bytes],
 ) -> requests.PreparedRequest:
     """What ``Session.request`` would send, without its per-request environment lookups.
 
     The session's headers, cookies and hooks apply as usual. A ``~/.netrc`` entry does
     not: every provider sends its own credentials, and requests would let a netrc
     password replace them.
+
+    Preparing parses the URL and validates every header (about 30 µs, twice that on a
+    reader thread's cold core, all of it before the first byte is sent), and the
+    result is the same for every request of a conversation but for the body. So the
+    first request with a given method, URL and headers is kept, without its body, as
+    a template that later ones copy. Not while the session holds cookies: they change
+    with every answer.
     """
+    if not body or len(session.cookies):
+        return _prepared(session, method, url, headers, body)
+    key = (method, url, *headers.items())
+    templates = transport._templates
+    template = templates.get(key)
+    if template is None:
+        template = _prepared(session, method, url, headers, body)
+        template.body = None  # a template must not keep a large body alive
+        if len(templates) >= _MAX_TEMPLATES:
+            templates.clear()
+        templates[key] = template
+    prepared = template.copy()
+    # What PreparedRequest.prepare_body does for a bytes body.
+    prepared.body = body
+    prepared.headers["Content-Length"] = str(len(body))
+    return prepared
+
+
+def _prepared(
+    session: requests.Session, method: str, url: str, headers: Mapping[str, str], body: Optional[bytes]
+) -> requests.PreparedRequest:
     from requests import PreparedRequest
     from requests.structures import CaseInsensitiveDict
 
