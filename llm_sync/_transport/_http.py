@@ -318,7 +318,7 @@ def _prepare(
     a template that later ones copy. Not while the session holds cookies: they change
     with every answer.
     """
-    if not body or len(session.cookies):
+    if not body or type(body) is not bytes or len(session.cookies):
         return _prepared(session, method, url, headers, body)
     key = (method, url, *headers.items())
     templates = transport._templates
