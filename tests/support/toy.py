@@ -1,9 +1,10 @@
 """A minimal provider with a made-up SSE wire format, so engine tests exercise only the engine.
 
 Each SSE event's data is a JSON object: ``{"type": "start", "id"}``, ``{"type": "text",
-"text"}``, ``{"type": "reasoning", "text"}``, ``{"type": "usage", "input", "output"}``, ``{"type": "done", "reason"}``,
-``{"type": "ping"}`` (ignored, like a provider keep-alive) and ``{"type": "error", "kind",
-"message"}`` (an in-band error: ``overloaded`` is retryable, anything else is not).
+"text"}``, ``{"type": "reasoning", "text"}``, ``{"type": "usage", "input", "output"}``,
+``{"type": "done", "reason"}``, ``{"type": "ping"}`` (ignored, like a provider keep-alive)
+and ``{"type": "error", "kind", "message"}`` (an in-band error: ``overloaded`` is
+retryable, anything else is not).
 """
 
 from __future__ import annotations
