@@ -8,40 +8,20 @@ finalizer stops the state, which shuts the socket down and ends the thread.
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 import time
 from queue import SimpleQueue
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
-from ._errors import (
-    ApiError,
-    JsonParsingError,
-    LlmError,
-    NetworkError,
-    RequestTimeoutError,
-    StreamInterruptedError,
-    StreamReadError,
-)
-from ._response import Done, LlmResponse, Reasoning, Start, Text, Usage
-from ._retry import RetryPolicy
-from ._timeouts import Timeouts
-from ._transport._frame import DEFAULT_MAX_EVENT_BYTES
+from ._errors import LlmError, internal_error
+from ._response import LlmResponse, Reasoning, Start, Text
 
-if TYPE_CHECKING:
-    from ._transport._frame import Frame
-    from ._transport._http import ErrorClassifier, Transport
-
-__all__ = ["End", "HttpCall", "StreamState", "http_source", "spawn_reader"]
+__all__ = ["CLOSED", "End", "Source", "StreamState", "spawn_reader", "stop"]
 
 # Chunks the reader may be ahead of the consumer. Past this it waits, so a consumer
 # that stops reading does not make memory grow without bound.
 MAX_QUEUED = 4096
 _FULL_POLL = 0.005
-# Frames read after Done, to finish the body so the connection can be reused.
-_MAX_TRAILING_FRAMES = 64
-# A JSON error document or HTML page found where a stream was due is read this far.
-_MAX_DOCUMENT = 64 * 1024
 
 _names = itertools.count(1)
 
@@ -53,8 +33,8 @@ _names = itertools.count(1)
 # pauses of ~0.1 s in a process of a few hundred thousand objects, measured every
 # second or so under 32 fast streams.
 
+#: What the reader thread runs: given the shared state, the chunks of one stream.
 Source = Callable[["StreamState"], Iterable[LlmResponse]]
-Parser = Callable[[Iterator["Frame"]], Iterator[LlmResponse]]
 
 
 class End:
@@ -76,7 +56,7 @@ class StreamState:
     __slots__ = ("queue", "stop_event", "stopped", "holder", "label")
 
     def __init__(self, label: str) -> None:
-        from ._transport._connections import ConnectionHolder
+        from ._transport._connections import ConnectionHolder  # imports urllib3: not at import time
 
         self.queue: SimpleQueue[Any] = SimpleQueue()
         self.stop_event = threading.Event()
@@ -167,293 +147,4 @@ def _run(state: StreamState, source: Source) -> None:
 def _wrap(exc: BaseException) -> BaseException:
     if isinstance(exc, (KeyboardInterrupt, SystemExit)):
         return exc
-    if isinstance(exc, json.JSONDecodeError):
-        err: LlmError = JsonParsingError(f"an event is not valid JSON: {exc}")
-    else:
-        # Not a framing or provider error: a bug here, or an answer no parser expected.
-        # Name it plainly so it is not mistaken for a network problem.
-        err = StreamReadError(
-            f"llm_sync failed while handling the stream ({type(exc).__name__}: {exc}); the "
-            "traceback's cause shows where; please report it with the provider and model"
-        )
-    err.__cause__ = exc
-    err.__traceback__ = exc.__traceback__
-    return err
-
-
-# ---------------------------------------------------------------------------
-# The HTTP source: send, frame, parse, retry before content.
-
-
-class HttpCall:
-    """One HTTP request a provider wants streamed, and how to read the answer.
-
-    ``prepare`` runs before every attempt (and may return a changed call): Bedrock
-    signs there, Codex refreshes its token there.
-    """
-
-    __slots__ = ("method", "url", "headers", "body", "framing", "classify", "prepare")
-
-    def __init__(
-        self,
-        url: str,
-        headers: dict[str, str],
-        body: Optional[bytes],
-        *,
-        framing: str,
-        classify: ErrorClassifier,
-        method: str = "POST",
-        prepare: Optional[Callable[[HttpCall], HttpCall]] = None,
-    ) -> None:
-        if framing not in ("sse", "ndjson", "eventstream"):
-            raise ValueError(f"framing must be 'sse', 'ndjson' or 'eventstream', not {framing!r}")
-        self.method = method
-        self.url = url
-        self.headers = headers
-        self.body = body
-        self.framing = framing
-        self.classify = classify
-        self.prepare = prepare
-
-    def __repr__(self) -> str:
-        return f"HttpCall({self.method} {self.url}, framing={self.framing})"
-
-
-def http_source(
-    call: HttpCall,
-    parse: Parser,
-    *,
-    transport: Transport,
-    timeouts: Timeouts,
-    retry: RetryPolicy,
-    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-) -> Source:
-    """A source that streams ``call``, retrying before content as the policy allows."""
-
-    def source(state: StreamState) -> Iterator[LlmResponse]:
-        return _http_chunks(state, call, parse, transport, timeouts, retry, max_event_bytes)
-
-    return source
-
-
-def _http_chunks(
-    state: StreamState,
-    call: HttpCall,
-    parse: Parser,
-    transport: Transport,
-    timeouts: Timeouts,
-    retry: RetryPolicy,
-    max_event_bytes: int,
-) -> Iterator[LlmResponse]:
-    from ._transport._http import send
-
-    started = time.monotonic()
-    read_timeout = timeouts.read_timeout()
-    sent_start = False
-    attempt = 0
-    while True:
-        content = False  # anything beyond Start reached the queue in this attempt
-        resp = None
-        try:
-            this = call.prepare(call) if call.prepare is not None else call
-            resp = send(
-                transport,
-                this.method,
-                this.url,
-                this.headers,
-                this.body,
-                connect_timeout=timeouts.connect,
-                read_timeout=read_timeout,
-                classify=this.classify,
-            )
-            if state.stop_event.is_set():
-                return
-            chunks = _frames(resp, this, max_event_bytes)
-            done = False
-            for chunk in parse(chunks):
-                if done:
-                    continue  # the parser drains the body itself: let it
-                cls = chunk.__class__
-                if cls is Start:
-                    if sent_start:
-                        continue  # a retried attempt: the consumer already has one
-                    sent_start = True
-                elif cls is Done:
-                    done = True
-                elif not content and cls is not Usage:
-                    content = True
-                yield chunk
-                if state.stopped:
-                    return
-            if done:
-                # A parser may stop at its end marker ([DONE]) before the body ends;
-                # reading the rest (normally just the closing chunk, already here)
-                # lets the connection go back to the pool instead of being cut.
-                for _ in itertools.islice(chunks, _MAX_TRAILING_FRAMES):
-                    pass
-            if not done:
-                if state.stop_event.is_set():
-                    return
-                raise StreamInterruptedError(
-                    "the stream ended before the provider said it was done; the connection "
-                    "closed early (a proxy timeout or a server restart)"
-                    + (", after some content arrived" if content else ""),
-                )
-            resp.close()
-            return
-        except Exception as exc:
-            if state.stopped:
-                return
-            err = exc if isinstance(exc, LlmError) else _from_requests(exc, content)
-            if err is not exc:
-                err.__cause__ = exc
-            if content or not getattr(err, "retryable", False):
-                raise err from err.__cause__
-            delay = retry.delay(attempt, getattr(err, "retry_after", None))
-            if delay is None:
-                raise err from err.__cause__
-            if timeouts.total is not None and time.monotonic() + delay - started > timeouts.total:
-                raise err from err.__cause__
-            if resp is not None:
-                resp.close()
-                resp = None
-            if not state.sleep(delay):
-                return
-            attempt += 1
-        finally:
-            if resp is not None:
-                resp.close()
-
-
-# How an SSE body may begin: a field name or a comment (after optional blank lines).
-_SSE_STARTS = (b"data:", b"data\n", b"event:", b"id:", b"retry:", b":", b"data\r")
-
-
-def _peek_non_stream(resp: Any, call: HttpCall, chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """``chunks`` unchanged, unless the first bytes show the body is not a stream: then raise.
-
-    Gateways answer a streaming request with ``200`` and a JSON error document,
-    captive portals and proxies with an HTML page; framed as a stream either would
-    look like an empty or broken stream and hide the real cause. The first bytes
-    decide, whatever the content type says (some backends send SSE without an SSE
-    content type): an SSE body starts with a field or a comment, an event-stream
-    message with a length whose first byte is never ``{``, ``[`` or ``<``.
-    """
-    first = b""
-    for first in chunks:
-        if first.strip():
-            break
-    head = first.lstrip(b"\xef\xbb\xbf\r\n \t")
-    lead = head[:1]
-    framing = call.framing
-    if lead == b"<":
-        raise call.classify(502, resp.headers, _rest(first, chunks))  # a page: a proxy in the way
-    if lead in (b"{", b"["):
-        if framing == "ndjson":
-            # A JSON line is what NDJSON is made of: only a body labelled as one JSON
-            # document whose first piece is a whole error object is taken as one.
-            ctype = (resp.headers.get("content-type") or "").lower()
-            if "ndjson" in ctype or not _is_error_document(first):
-                return itertools.chain((first,), chunks)
-        _raise_document(resp, call, _rest(first, chunks))
-    if framing == "sse" and head and not _may_be_sse(head):
-        ctype = resp.headers.get("content-type") or "no content type"
-        raise ApiError(
-            f"{call.url} answered a streaming request with {ctype} that is not a stream "
-            "(server-sent events); check that base_url points at the API",
-            status=resp.status_code,
-            body=_rest(first, chunks),
-        )
-    return itertools.chain((first,), chunks)
-
-
-def _may_be_sse(head: bytes) -> bool:
-    # The first chunk may be only a few bytes ("eve"): a prefix of a field counts.
-    return any(head.startswith(s) or s.startswith(head) for s in _SSE_STARTS)
-
-
-def _rest(first: bytes, chunks: Iterator[bytes]) -> str:
-    body = bytearray(first)
-    for more in chunks:
-        body += more
-        if len(body) > _MAX_DOCUMENT:
-            break
-    return bytes(body[:_MAX_DOCUMENT]).decode("utf-8", errors="replace")
-
-
-def _is_error_document(data: bytes) -> bool:
-    try:
-        parsed = json.loads(data)
-    except ValueError:
-        return False
-    return isinstance(parsed, dict) and "error" in parsed
-
-
-def _raise_document(resp: Any, call: HttpCall, text: str) -> None:
-    status = resp.status_code
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, list) and parsed:
-        parsed = parsed[0]
-    err = parsed.get("error") if isinstance(parsed, dict) else None
-    if err is None and isinstance(parsed, dict) and ("message" in parsed or "detail" in parsed):
-        err = parsed  # AWS ({"message"}) and FastAPI ({"detail"}) error shapes
-    if err is None:
-        raise ApiError(
-            f"{call.url} answered a streaming request with a JSON document instead of a "
-            "stream; check that base_url points at an endpoint that streams",
-            status=status,
-            body=text,
-        )
-    code = err.get("code") if isinstance(err, dict) else None
-    if isinstance(code, int) and 400 <= code <= 599:
-        status = code  # the HTTP status the gateway meant
-    elif status < 400:
-        status = 400
-    raise call.classify(status, resp.headers, text)
-
-
-def _frames(resp: Any, call: HttpCall, max_event_bytes: int) -> Iterator[Frame]:
-    from ._transport._http import read_chunks
-
-    chunks = _peek_non_stream(resp, call, read_chunks(resp))
-    framing = call.framing
-    if framing == "sse":
-        from ._transport._sse import iter_sse
-
-        return iter_sse(chunks, max_event_bytes=max_event_bytes)
-    if framing == "ndjson":
-        from ._transport._ndjson import iter_ndjson
-
-        return iter_ndjson(chunks, max_event_bytes=max_event_bytes)
-    from ._transport._eventstream import iter_eventstream
-
-    return iter_eventstream(chunks, max_event_bytes=max_event_bytes)
-
-
-def _from_requests(exc: Exception, content: bool) -> BaseException:
-    """The typed error for a failure while reading the body."""
-    import requests
-
-    if isinstance(exc, (requests.exceptions.ReadTimeout, TimeoutError)) or (
-        isinstance(exc, requests.exceptions.ConnectionError) and "timed out" in str(exc)
-    ):
-        return RequestTimeoutError(
-            "the server sent nothing for longer than the socket read timeout", phase="idle"
-        )
-    if isinstance(exc, (requests.exceptions.RequestException, OSError)) or _is_urllib3_error(exc):
-        text = f"{type(exc).__name__}: {exc}"
-        if content:
-            return StreamInterruptedError(f"the connection broke in the middle of the stream ({text})")
-        return NetworkError(f"the connection broke before any content arrived ({text})")
-    return _wrap(exc)
-
-
-def _is_urllib3_error(exc: Exception) -> bool:
-    import urllib3.exceptions
-
-    return isinstance(exc, (urllib3.exceptions.HTTPError, ValueError)) and "urllib3" in type(
-        exc
-    ).__module__
+    return internal_error(exc)

@@ -27,6 +27,7 @@ is retryable for the caller's own policy, and the library never re-sends after c
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -250,6 +251,33 @@ class OAuthError(LlmError):
 
 class UnsupportedContentError(LlmError, ValueError):
     """The provider cannot take this content (audio for most providers)."""
+
+
+def internal_error(exc: BaseException) -> LlmError:
+    """The error for an exception no layer expected while a stream was read: a bug, or an odd answer.
+
+    Named plainly so that it is not mistaken for a network problem; the original is
+    its cause, with its traceback.
+    """
+    if isinstance(exc, json.JSONDecodeError):
+        err: LlmError = JsonParsingError(f"an event is not valid JSON: {exc}")
+    else:
+        err = StreamReadError(
+            f"llm_sync failed while handling the stream ({type(exc).__name__}: {exc}); the "
+            "traceback's cause shows where; please report it with the provider and model"
+        )
+    err.__cause__ = exc
+    err.__traceback__ = exc.__traceback__
+    return err
+
+
+def stamp(err: LlmError, provider: Optional[str], model: Optional[str]) -> LlmError:
+    """Fill in the provider and model an error does not name yet: the one place errors get them."""
+    if err.provider is None:
+        err.provider = provider
+    if err.model is None:
+        err.model = model or None
+    return err
 
 
 # ---------------------------------------------------------------------------

@@ -13,14 +13,24 @@ from .._errors import (
     LlmError,
     NetworkError,
     RequestTimeoutError,
+    StreamInterruptedError,
     error_for_status,
+    internal_error,
 )
 from .._retry import parse_retry_after
 
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["ErrorClassifier", "Transport", "default_classifier", "read_bounded", "read_chunks", "send"]
+__all__ = [
+    "ErrorClassifier",
+    "Transport",
+    "default_classifier",
+    "from_requests",
+    "read_bounded",
+    "read_chunks",
+    "send",
+]
 
 # Error bodies are read only this far: an HTML error page can be large.
 _MAX_ERROR_BODY = 64 * 1024
@@ -377,3 +387,29 @@ def _reason(exc: BaseException) -> str:
             None,
         )
     return str(exc)
+
+
+def from_requests(exc: Exception, content: bool) -> LlmError:
+    """The typed error for a failure while reading a 2xx body (``content``: some already reached the caller)."""
+    import requests
+
+    if isinstance(exc, (requests.exceptions.ReadTimeout, TimeoutError)) or (
+        isinstance(exc, requests.exceptions.ConnectionError) and "timed out" in str(exc)
+    ):
+        return RequestTimeoutError(
+            "the server sent nothing for longer than the socket read timeout", phase="idle"
+        )
+    if isinstance(exc, (requests.exceptions.RequestException, OSError)) or _is_urllib3_error(exc):
+        text = f"{type(exc).__name__}: {exc}"
+        if content:
+            return StreamInterruptedError(f"the connection broke in the middle of the stream ({text})")
+        return NetworkError(f"the connection broke before any content arrived ({text})")
+    return internal_error(exc)
+
+
+def _is_urllib3_error(exc: Exception) -> bool:
+    import urllib3.exceptions
+
+    return isinstance(exc, (urllib3.exceptions.HTTPError, ValueError)) and "urllib3" in type(
+        exc
+    ).__module__

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Optional, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Optional, Tuple, TypeVar
 
+from .._call import Parser
 from .._errors import LlmError
 from .._keys import require_key, setting
 from .._redact import mask, register_secret
@@ -15,17 +16,16 @@ from .._transport._frame import DEFAULT_MAX_EVENT_BYTES
 
 if TYPE_CHECKING:
     from .._context import Context
-    from .._engine import HttpCall, Source
+    from .._engine import Source
     from .._model import LlmModel
-    from .._response import LlmResponse
     from .._stream import LlmResponseStream
-    from .._transport._frame import Frame
     from .._transport._http import Transport
+    from .._transport._request import HttpCall
 
 __all__ = ["HttpProvider", "StreamingModelProvider"]
 
 P = TypeVar("P", bound="HttpProvider")
-Parser = Callable[[Iterator["Frame"]], Iterator["LlmResponse"]]
+
 
 
 class StreamingModelProvider(ABC):
@@ -208,7 +208,7 @@ class HttpProvider(StreamingModelProvider):
 
     def _source(self, call: HttpCall, parse: Parser) -> Source:
         """The engine source that streams ``call``; a provider wraps it to add behaviour."""
-        from .._engine import http_source
+        from .._call import http_source
 
         return http_source(
             call,

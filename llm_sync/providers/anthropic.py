@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
+from .._call import Parser
 from .._errors import (
     ApiError,
     ApiRequestError,
@@ -31,15 +32,15 @@ from .._response import (
     text,
     tool_arg,
 )
-from ._base import HttpProvider, Parser
+from ._base import HttpProvider
 
 if TYPE_CHECKING:
     from .._context import Context
-    from .._engine import HttpCall
     from .._messages import Assistant
     from .._reasoning import ReasoningEffort
     from .._timeouts import TimeoutSpec
     from .._transport._frame import Frame
+    from .._transport._request import HttpCall
 
 __all__ = [
     "API_VERSION",
@@ -600,7 +601,7 @@ class AnthropicProvider(HttpProvider):
         return self._replace(_temperature=_check_temperature(temperature))
 
     def build_call(self, context: Context) -> Tuple[HttpCall, Parser]:
-        from .._engine import HttpCall
+        from .._transport._request import HttpCall
 
         body = build_request(
             context, model=self._model, max_tokens=self._max_tokens, temperature=self._temperature

@@ -18,6 +18,7 @@ from typing import (
 )
 from urllib.parse import quote
 
+from .._call import Parser
 from .._errors import (
     ApiError,
     ApiRequestError,
@@ -49,15 +50,15 @@ from .._response import (
     tool_arg,
 )
 from .._timeouts import TimeoutSpec
-from ._base import HttpProvider, Parser
+from ._base import HttpProvider
 
 if TYPE_CHECKING:
     from .._context import Context
-    from .._engine import HttpCall
     from .._messages import ChatMessage
     from .._reasoning import ReasoningEffort
     from .._tools import ToolDefinition
     from .._transport._frame import Frame
+    from .._transport._request import HttpCall
 
 __all__ = [
     "AwsCredentials",
@@ -871,7 +872,7 @@ class BedrockProvider(HttpProvider):
         return f"{self._base_url}/model/{quote(self._model, safe='')}/converse-stream"
 
     def build_call(self, context: Context) -> Tuple[HttpCall, Parser]:
-        from .._engine import HttpCall
+        from .._transport._request import HttpCall
 
         body = build_request(
             context.messages,

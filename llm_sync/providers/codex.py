@@ -6,9 +6,10 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, Dict, Iterator, Mapping, Optional, Tuple, Union
 
+from .._call import Parser
 from .._errors import ApiError, InvalidApiKeyError, LlmError, OAuthError, RateLimitedError
 from .._redact import mask, register_secret
-from ._base import HttpProvider, Parser
+from ._base import HttpProvider
 from .openai import build_responses_body, parse_responses_events
 from .openai import classify_error as responses_classify_error
 
@@ -16,10 +17,10 @@ if TYPE_CHECKING:
     import os
 
     from .._context import Context
-    from .._engine import HttpCall, Source, StreamState
     from .._response import LlmResponse
     from .._timeouts import TimeoutSpec
     from .._transport._frame import Frame
+    from .._transport._request import HttpCall
     from ..codex import CodexCredentials, CredentialStore, OAuthEndpoints, TokenManager
 
 __all__ = [
@@ -161,41 +162,6 @@ def classify_error(
     )
 
 
-# Token refresh and a 401
-# -----------------------
-# Every attempt runs ``HttpCall.prepare``, which takes valid credentials from the
-# shared ``llm_sync.codex.TokenManager`` (refreshing an expired token first, once
-# for all threads) and sets ``Authorization`` and ``chatgpt-account-id``.
-#
-# A 401 means the server refused a token we believed valid (revoked, or refreshed
-# elsewhere). The classifier turns it into ``_TokenRejected``, a non-retryable
-# ``InvalidApiKeyError`` carrying the refused token, so the engine raises it at
-# once. ``CodexProvider._source`` catches it, asks the manager to
-# refresh exactly that token (skipped when another thread already replaced it), and
-# sends the request once more through a fresh engine source. A second 401 is raised
-# as ``InvalidApiKeyError`` telling the user to sign in again. So a 401 costs one
-# refresh and one re-send whatever ``max_retries`` says, and never happens after
-# content (a 401 is an HTTP status, which precedes any content).
-
-
-class _TokenRejected(InvalidApiKeyError):
-    """A 401 for a refreshable token: the source refreshes and sends once more."""
-
-    def __init__(self, message: str, *, token: str, manager: TokenManager, **kw: Any) -> None:
-        super().__init__(message, **kw)
-        self.token = token
-        self.manager = manager
-
-
-class _Attempt:
-    """The token the current attempt sent, shared by ``prepare`` and the classifier."""
-
-    __slots__ = ("token",)
-
-    def __init__(self) -> None:
-        self.token: Optional[str] = None
-
-
 def login(open_browser: bool = True, device_code: bool = False, **kwargs: Any) -> CodexCredentials:
     """``llm_sync.codex.login`` (kept here too: the CLI looks for it next to the provider)."""
     from ..codex import login as _login
@@ -322,94 +288,46 @@ class CodexProvider(HttpProvider):
         return build_request(context, self._model, instructions=self._instructions)
 
     def build_call(self, context: Context) -> Tuple[HttpCall, Parser]:
-        from .._engine import HttpCall
+        from .._transport._request import HttpCall
         from ..codex import account_id_from_token
 
         body = json.dumps(self.build_body(context), ensure_ascii=False).encode("utf-8")
         model = self._model
-        attempt = _Attempt()
         manager = self._manager()
-        refreshable = manager is not None
-
-        hint = LOGIN_HINT if refreshable else "pass a current ChatGPT access token as api_key="
+        hint = LOGIN_HINT if manager is not None else "pass a current ChatGPT access token as api_key="
 
         def classify(status: int, headers: Mapping[str, str], text: str) -> LlmError:
-            err = classify_error(status, headers, text, model, token_hint=hint)
-            if status == 401 and refreshable and attempt.token is not None:
-                assert manager is not None  # refreshable means a manager
-                return _TokenRejected(
-                    err.message,
-                    token=attempt.token,
-                    manager=manager,
-                    provider="codex",
-                    model=model,
-                    status=status,
-                    body=err.body,
-                )
-            return err
+            return classify_error(status, headers, text, model, token_hint=hint)
 
         def parse(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
             return parse_events(frames, model)
 
         url = f"{self._base_url}/responses"
-        if self._api_key is not None:
+        if manager is None:
+            assert self._api_key is not None  # no manager means a fixed access token
             register_secret(self._api_key)
             headers = self.headers(self._api_key, account_id_from_token(self._api_key))
             return HttpCall(url, headers, body, framing="sse", classify=classify), parse
-        assert manager is not None
 
         def prepare(call: HttpCall) -> HttpCall:
             # Per attempt: a retry after a long backoff may need a refreshed token.
             creds = manager.credentials()
-            attempt.token = creds.access_token
-            return HttpCall(
-                call.url,
-                self.headers(creds.access_token, creds.header_account_id()),
-                call.body,
-                framing=call.framing,
-                classify=call.classify,
-                method=call.method,
-            )
+            return call.replace(headers=self.headers(creds.access_token, creds.header_account_id()))
+
+        def on_unauthorized(sent: HttpCall) -> bool:
+            # The server refused a token we believed valid (revoked, or refreshed
+            # elsewhere): refresh exactly that one, unless another thread already has.
+            manager.refresh_rejected(sent.headers["authorization"][len("Bearer ") :])
+            return True
 
         # The backend may answer without an SSE content type; the framing says SSE regardless.
-        call = HttpCall(url, {}, body, framing="sse", classify=classify, prepare=prepare)
+        call = HttpCall(
+            url,
+            {},
+            body,
+            framing="sse",
+            classify=classify,
+            prepare=prepare,
+            on_unauthorized=on_unauthorized,
+        )
         return call, parse
-
-    def _source(self, call: HttpCall, parse: Parser) -> Source:
-        """The engine's source, sent once more after a refresh when the token is refused."""
-        inner = super()._source(call, parse)
-
-        def source(state: StreamState) -> Iterator[LlmResponse]:
-            from .._response import Start
-
-            sent_start = False
-            refreshed = False
-            while True:
-                chunks = iter(inner(state))
-                try:
-                    for chunk in chunks:
-                        if chunk.__class__ is Start:
-                            if sent_start:
-                                continue  # the re-send's Start: the consumer has one
-                            sent_start = True
-                        yield chunk
-                    return
-                except _TokenRejected as err:
-                    if refreshed:
-                        raise InvalidApiKeyError(
-                            f"{err.message} (even after refreshing the token)",
-                            provider="codex",
-                            model=err.model,
-                            status=err.status,
-                            body=err.body,
-                        ) from None
-                    refreshed = True
-                    err.manager.refresh_rejected(err.token)
-                    if state.stopped:
-                        return
-                finally:
-                    close = getattr(chunks, "close", None)
-                    if close is not None:
-                        close()
-
-        return source

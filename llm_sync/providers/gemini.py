@@ -15,6 +15,7 @@ from typing import (
     Union,
 )
 
+from .._call import Parser
 from .._errors import (
     ApiError,
     InvalidApiKeyError,
@@ -42,13 +43,13 @@ from .._response import (
     tool_arg,
 )
 from .._timeouts import TimeoutSpec
-from ._base import HttpProvider, Parser
+from ._base import HttpProvider
 
 if TYPE_CHECKING:
     from .._context import Context
-    from .._engine import HttpCall
     from .._reasoning import ReasoningEffort
     from .._transport._frame import Frame
+    from .._transport._request import HttpCall
 
 __all__ = [
     "GeminiProvider",
@@ -735,7 +736,7 @@ class GeminiProvider(HttpProvider):
         super().__init__(api_key, model=model, base_url=base_url, timeout=timeout, max_retries=max_retries)
 
     def build_call(self, context: Context) -> Tuple[HttpCall, Parser]:
-        from .._engine import HttpCall
+        from .._transport._request import HttpCall
 
         model = self._model
         body = build_request(context, model)

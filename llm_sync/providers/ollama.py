@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
+from .._call import Parser
 from .._errors import (
     ApiError,
     InvalidApiKeyError,
@@ -31,14 +32,14 @@ from .._response import (
     tool_arg,
 )
 from .._timeouts import TimeoutSpec
-from ._base import HttpProvider, Parser
+from ._base import HttpProvider
 
 if TYPE_CHECKING:
     from .._context import Context
-    from .._engine import HttpCall
     from .._model import LlmModel
     from .._stream import LlmResponseStream
     from .._transport._frame import Frame
+    from .._transport._request import HttpCall
 from .._transport._ndjson import UNTERMINATED
 
 __all__ = [
@@ -559,7 +560,7 @@ class OllamaProvider(HttpProvider):
         return super().stream_response(context)
 
     def build_call(self, context: Context) -> Tuple[HttpCall, Parser]:
-        from .._engine import HttpCall
+        from .._transport._request import HttpCall
 
         model = self._model
         body = build_request(context, model, options=self._options, think=self._think)

@@ -7,6 +7,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
+from .._call import Parser
 from .._errors import (
     ApiError,
     ContextOverflowError,
@@ -34,13 +35,13 @@ from .._response import (
     tool_arg,
 )
 from .._tools import ToolCallRequest
-from ._base import HttpProvider, Parser
+from ._base import HttpProvider
 
 if TYPE_CHECKING:
     from .._context import Context
-    from .._engine import HttpCall
     from .._timeouts import TimeoutSpec
     from .._transport._frame import Frame
+    from .._transport._request import HttpCall
 
 __all__ = [
     "OpenAiProvider",
@@ -664,7 +665,7 @@ class OpenAiProvider(HttpProvider):
         )
 
     def build_call(self, context: Context) -> Tuple[HttpCall, Parser]:
-        from .._engine import HttpCall
+        from .._transport._request import HttpCall
 
         body = self.build_body(context)
         model = self._model

@@ -18,6 +18,7 @@ from typing import (
     TypeVar,
 )
 
+from .._call import Parser
 from .._errors import (
     ApiError,
     ContextOverflowError,
@@ -46,13 +47,13 @@ from .._response import (
     tool_arg,
 )
 from .._timeouts import TimeoutSpec
-from ._base import HttpProvider, Parser
+from ._base import HttpProvider
 
 if TYPE_CHECKING:
     from .._context import Context
-    from .._engine import HttpCall
     from .._model import LlmModel
     from .._transport._frame import Frame
+    from .._transport._request import HttpCall
 
 __all__ = [
     "FINISH_REASONS",
@@ -863,7 +864,7 @@ class OpenAiCompatibleProvider(HttpProvider):
         return headers
 
     def build_call(self, context: Context) -> Tuple[HttpCall, Parser]:
-        from .._engine import HttpCall
+        from .._transport._request import HttpCall
 
         body = json.dumps(self.request_body(context), ensure_ascii=False, separators=(",", ":"))
         provider, model, label, key_var = self.provider_id, self._model, self.label, self.key_variable

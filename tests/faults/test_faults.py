@@ -280,7 +280,7 @@ def _pieces(data: bytes, size: int = 256 * 1024) -> List[bytes]:
 
 def _limited_stream(provider: Any, limit: int) -> Any:
     """The provider's stream with the engine's event-size bound set to ``limit``."""
-    from llm_sync._engine import http_source
+    from llm_sync._call import http_source
     from llm_sync._stream import LlmResponseStream
 
     call, parse = provider.build_call(Context())

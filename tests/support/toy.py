@@ -13,10 +13,10 @@ import json
 from typing import Any, Iterator, Mapping, Tuple
 
 from llm_sync import LlmResponse, ServerError, StopReason
-from llm_sync._engine import HttpCall
 from llm_sync._errors import ApiError, LlmError
 from llm_sync._transport._frame import Frame
 from llm_sync._transport._http import default_classifier
+from llm_sync._transport._request import HttpCall
 from llm_sync.providers._base import HttpProvider, Parser
 
 

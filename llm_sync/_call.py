@@ -1,0 +1,147 @@
+"""The HTTP call of one stream, run on its reader thread: prepare, send, frame, parse, retry before content."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import TYPE_CHECKING, Callable, Iterator
+
+from ._errors import InvalidApiKeyError, LlmError, StreamInterruptedError
+from ._response import Done, LlmResponse, Start, Usage
+from ._transport._http import from_requests, send
+from ._transport._sniff import open_frames
+
+if TYPE_CHECKING:
+    from ._engine import Source, StreamState
+    from ._retry import RetryPolicy
+    from ._timeouts import Timeouts
+    from ._transport._frame import Frame
+    from ._transport._http import Transport
+    from ._transport._request import HttpCall
+
+__all__ = ["Parser", "http_source"]
+
+#: A provider's reading of a body: frames in, chunks out (pure; no I/O, no threads).
+Parser = Callable[[Iterator["Frame"]], Iterator[LlmResponse]]
+
+# Frames read after Done, to finish the body so the connection can be reused.
+_MAX_TRAILING_FRAMES = 64
+
+
+def http_source(
+    call: HttpCall,
+    parse: Parser,
+    *,
+    transport: Transport,
+    timeouts: Timeouts,
+    retry: RetryPolicy,
+    max_event_bytes: int,
+) -> Source:
+    """A source that streams ``call``, retrying before content as the policy allows."""
+
+    def source(state: StreamState) -> Iterator[LlmResponse]:
+        return _http_chunks(state, call, parse, transport, timeouts, retry, max_event_bytes)
+
+    return source
+
+
+def _http_chunks(
+    state: StreamState,
+    call: HttpCall,
+    parse: Parser,
+    transport: Transport,
+    timeouts: Timeouts,
+    retry: RetryPolicy,
+    max_event_bytes: int,
+) -> Iterator[LlmResponse]:
+    started = time.monotonic()
+    read_timeout = timeouts.read_timeout()
+    sent_start = False
+    renewed = False  # on_unauthorized renewed the credentials once already
+    attempt = 0
+    while True:
+        content = False  # anything beyond Start reached the queue in this attempt
+        resp = None
+        sent = None  # the call as sent, once prepare gave it
+        try:
+            sent = call.prepare(call) if call.prepare is not None else call
+            resp = send(
+                transport,
+                sent.method,
+                sent.url,
+                sent.headers,
+                sent.body,
+                connect_timeout=timeouts.connect,
+                read_timeout=read_timeout,
+                classify=sent.classify,
+            )
+            if state.stop_event.is_set():
+                return
+            frames = open_frames(resp, sent, max_event_bytes)
+            done = False
+            for chunk in parse(frames):
+                if done:
+                    continue  # the parser drains the body itself: let it
+                cls = chunk.__class__
+                if cls is Start:
+                    if sent_start:
+                        continue  # a retried attempt: the consumer already has one
+                    sent_start = True
+                elif cls is Done:
+                    done = True
+                elif not content and cls is not Usage:
+                    content = True
+                yield chunk
+                if state.stopped:
+                    return
+            if done:
+                # A parser may stop at its end marker ([DONE]) before the body ends;
+                # reading the rest (normally just the closing chunk, already here)
+                # lets the connection go back to the pool instead of being cut.
+                for _ in itertools.islice(frames, _MAX_TRAILING_FRAMES):
+                    pass
+            if not done:
+                if state.stop_event.is_set():
+                    return
+                raise StreamInterruptedError(
+                    "the stream ended before the provider said it was done; the connection "
+                    "closed early (a proxy timeout or a server restart)"
+                    + (", after some content arrived" if content else ""),
+                )
+            resp.close()
+            return
+        except Exception as exc:
+            if state.stopped:
+                return
+            err = exc if isinstance(exc, LlmError) else from_requests(exc, content)
+            if err is not exc:
+                err.__cause__ = exc
+            if err.status == 401 and not content and sent is not None and call.on_unauthorized is not None:
+                if renewed:
+                    raise InvalidApiKeyError(
+                        f"{err.message} (even after refreshing the credentials)",
+                        status=err.status,
+                        body=err.body,
+                    ) from None
+                if resp is not None:
+                    resp.close()
+                    resp = None
+                if call.on_unauthorized(sent) and not state.stopped:
+                    renewed = True
+                    continue  # once, and not a retry: the same request with new credentials
+            if content or not err.retryable:
+                raise err from err.__cause__
+            delay = retry.delay(attempt, getattr(err, "retry_after", None))
+            if delay is None:
+                raise err from err.__cause__
+            if timeouts.total is not None and time.monotonic() + delay - started > timeouts.total:
+                raise err from err.__cause__
+            if resp is not None:
+                resp.close()
+                resp = None
+            if not state.sleep(delay):
+                return
+            attempt += 1
+        finally:
+            if resp is not None:
+                resp.close()
