@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from ._errors import InvalidApiKeyError, LlmError, StreamInterruptedError
 from ._response import Done, LlmResponse, Start, Usage
-from ._transport._http import from_requests, send
+from ._transport._http import default_classifier, from_requests, send
 from ._transport._sniff import open_frames
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def _http_chunks(
                 sent.body,
                 connect_timeout=timeouts.connect,
                 read_timeout=read_timeout,
-                classify=sent.classify,
+                classify=sent.classify or default_classifier,
             )
             if state.stop_event.is_set():
                 return

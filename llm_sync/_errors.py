@@ -276,7 +276,7 @@ def stamp(err: LlmError, provider: Optional[str], model: Optional[str]) -> LlmEr
     if err.provider is None:
         err.provider = provider
     if err.model is None:
-        err.model = model or None
+        err.model = model
     return err
 
 

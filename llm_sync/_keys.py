@@ -54,8 +54,9 @@ def require_key(explicit: Optional[str], variable: str, provider: str, *aliases:
     """The API key, registered for redaction, or ``MissingApiKeyError`` naming how to set it."""
     key = setting(explicit, variable, *aliases)
     if not key:
+        also = f" (or {', '.join(aliases)})" if aliases else ""
         raise MissingApiKeyError(
-            f"no API key for {provider}: set {variable} (in the environment or a .env file) "
+            f"no API key for {provider}: set {variable}{also} in the environment or a .env file, "
             "or pass api_key=",
             variable=variable,
             provider=provider,

@@ -9,7 +9,8 @@ from queue import Empty
 from typing import TYPE_CHECKING, Any, Iterator, List, Optional, Tuple
 
 from ._engine import CLOSED, End, Source, StreamState, spawn_reader, stop
-from ._errors import LlmError, RequestTimeoutError
+from ._errors import LlmError, RequestTimeoutError, stamp
+from ._messages import AssistantReasoning, ChatMessage, EncryptedReasoningContent
 from ._response import (
     Done,
     EncryptedReasoning,
@@ -28,7 +29,6 @@ from ._timeouts import Timeouts
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from ._messages import ChatMessage
     from ._tools import ToolCallRequest
 
 __all__ = ["CollectedResponse", "LlmResponseStream"]
@@ -169,8 +169,6 @@ class LlmResponseStream:
                 f"{what}; pass timeout=Timeouts({phase}=...) with more seconds if the model "
                 "is slow (keep-alive pings do not count as events)",
                 phase=phase,
-                provider=self.provider,
-                model=self.model,
             )
         )
 
@@ -181,10 +179,7 @@ class LlmResponseStream:
         if error is None or item is CLOSED:
             raise StopIteration
         if isinstance(error, LlmError):
-            if error.provider is None:
-                error.provider = self.provider
-            if error.model is None:
-                error.model = self.model
+            stamp(error, self.provider, self.model)
         raise error
 
     # -- lifetime ----------------------------------------------------------------
@@ -302,8 +297,6 @@ class CollectedResponse:
 
     def to_message(self) -> ChatMessage:
         """The turn as a ``ChatMessage.Assistant``, ready to append to the context."""
-        from ._messages import AssistantReasoning, ChatMessage, EncryptedReasoningContent
-
         encrypted = None
         if self.encrypted_reasoning is not None:
             encrypted = EncryptedReasoningContent(

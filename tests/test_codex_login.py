@@ -19,9 +19,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 
-import llm_sync.codex as codex
+import llm_sync.providers.codex._oauth as codex
 from llm_sync import OAuthError
-from llm_sync.codex import (
+from llm_sync.providers.codex._oauth import (
     CLIENT_ID,
     CodexCredentials,
     CredentialStore,

@@ -211,7 +211,7 @@ def test_reprs_of_public_objects_hide_the_key(server: LoopbackServer, flavor: Fl
 def test_codex_credentials_hide_tokens_and_are_stored_0600_atomically(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    codex = pytest.importorskip("llm_sync.codex")
+    codex = pytest.importorskip("llm_sync.providers.codex._oauth")
     access = "codex-access-token-Ab12Cd34Ef56Gh78"
     refresh = "codex-refresh-token-Ij90Kl12Mn34Op56"
     creds = codex.CodexCredentials(access_token=access, refresh_token=refresh, account_id="acct")

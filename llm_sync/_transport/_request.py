@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Literal, Mapping, Optional
 
-from ._http import ErrorClassifier, default_classifier
+from ._http import ErrorClassifier
 
 __all__ = ["ErrorClassifier", "Framing", "HttpCall"]
 
@@ -18,7 +18,9 @@ class HttpCall:
     """One HTTP request a provider wants streamed, and how to read its answer.
 
     ``classify`` turns a non-2xx answer (status, headers, body text) into a typed
-    error; the default reads the status and the usual JSON error shapes.
+    error; left None, the provider's ``classify_error`` does (and outside a
+    provider, :func:`default_classifier`, which reads the status and the usual
+    JSON error shapes).
     ``prepare(call) -> call`` runs before every attempt and may return a changed copy
     (:meth:`replace`): Bedrock signs there, Codex puts its current token there.
     ``on_unauthorized(sent) -> bool`` runs when an attempt is answered 401, with the
@@ -49,7 +51,7 @@ class HttpCall:
         self.headers: Mapping[str, str] = headers
         self.body = body
         self.framing: Framing = framing
-        self.classify: ErrorClassifier = classify if classify is not None else default_classifier
+        self.classify: Optional[ErrorClassifier] = classify
         self.prepare = prepare
         self.on_unauthorized = on_unauthorized
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from .._errors import ApiError
 from ._eventstream import iter_eventstream
-from ._http import read_chunks
+from ._http import default_classifier, read_chunks
 from ._ndjson import iter_ndjson
 from ._sse import iter_sse
 
@@ -56,8 +56,9 @@ def _peek_non_stream(resp: Any, call: HttpCall, chunks: Iterator[bytes]) -> Iter
     head = first.lstrip(b"\xef\xbb\xbf\r\n \t")
     lead = head[:1]
     framing = call.framing
+    classify = call.classify or default_classifier
     if lead == b"<":
-        raise call.classify(502, resp.headers, _rest(first, chunks))  # a page: a proxy in the way
+        raise classify(502, resp.headers, _rest(first, chunks))  # a page: a proxy in the way
     if lead in (b"{", b"["):
         if framing == "ndjson":
             # A JSON line is what NDJSON is made of: only a body labelled as one JSON
@@ -122,4 +123,4 @@ def _raise_document(resp: Any, call: HttpCall, text: str) -> None:
         status = code  # the HTTP status the gateway meant
     elif status < 400:
         status = 400
-    raise call.classify(status, resp.headers, text)
+    raise (call.classify or default_classifier)(status, resp.headers, text)

@@ -3,29 +3,29 @@
 from __future__ import annotations
 
 import copy
+import json
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, Optional, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Optional, Tuple, TypeVar
 
-from .._call import Parser
-from .._errors import LlmError
-from .._keys import require_key, setting
+from .._call import Parser, http_source
+from .._catalog import lookup
+from .._errors import ApiRequestError, LlmError
+from .._keys import load_dotenv_from_cwd, require_key, setting
 from .._redact import mask, register_secret
 from .._retry import RetryPolicy
+from .._stream import LlmResponseStream
 from .._timeouts import Timeouts, TimeoutSpec, as_timeouts
 from .._transport._frame import DEFAULT_MAX_EVENT_BYTES
+from .._transport._http import Transport, default_classifier
 
 if TYPE_CHECKING:
     from .._context import Context
-    from .._engine import Source
     from .._model import LlmModel
-    from .._stream import LlmResponseStream
-    from .._transport._http import Transport
     from .._transport._request import HttpCall
 
-__all__ = ["HttpProvider", "StreamingModelProvider"]
+__all__ = ["HttpProvider", "StreamingModelProvider", "json_body"]
 
 P = TypeVar("P", bound="HttpProvider")
-
 
 
 class StreamingModelProvider(ABC):
@@ -49,7 +49,13 @@ class StreamingModelProvider(ABC):
 
 
 class HttpProvider(StreamingModelProvider):
-    """Configuration shared by the HTTP providers: key, model, base URL, timeouts, retries.
+    """Configuration shared by the HTTP providers: key, model, base URL, limits, timeouts, retries.
+
+    A subclass sets the class attributes below and implements :meth:`build_call`,
+    which turns a ``Context`` into an :class:`~llm_sync.providers.HttpCall` and the
+    parser of its answer; it may override :meth:`classify_error` to read its
+    provider's error bodies. Everything else (the reader thread, retries before
+    content, timeouts, closing, errors named after the provider and model) is shared.
 
     Instances are immutable (the ``with_*`` methods return copies), thread-safe,
     picklable (configuration only) and safe across ``fork``: the requests Session
@@ -58,17 +64,23 @@ class HttpProvider(StreamingModelProvider):
 
     #: The provider id used in model strings and thread names: ``"anthropic"``.
     provider_id: ClassVar[str] = ""
-    #: The human name in ``display_name()``.
+    #: The human name in ``display_name()`` and error messages.
     label: ClassVar[str] = ""
     default_model: ClassVar[str] = ""
     default_base_url: ClassVar[str] = ""
     #: The variable holding the key; None for servers that need none.
     key_variable: ClassVar[Optional[str]] = None
+    #: Other variables read for the key, in order, when ``key_variable`` is unset.
+    key_aliases: ClassVar[Tuple[str, ...]] = ()
     key_required: ClassVar[bool] = True
     base_url_variable: ClassVar[Optional[str]] = None
     #: The catalog provider whose entries describe this provider's models, when it
     #: differs from ``provider_id``; providers with no catalog entries get None answers.
     catalog_provider: ClassVar[Optional[str]] = None
+    #: ``max_tokens`` when none is given (None: the server's own default).
+    default_max_tokens: ClassVar[Optional[int]] = None
+    #: The highest temperature the API takes.
+    max_temperature: ClassVar[float] = 2.0
 
     def __init__(
         self,
@@ -78,11 +90,13 @@ class HttpProvider(StreamingModelProvider):
         base_url: Optional[str] = None,
         timeout: TimeoutSpec = None,
         max_retries: Optional[int] = None,
+        max_tokens: Optional[int] = None,
+        temperature: Optional[float] = None,
     ) -> None:
         if self.key_variable is not None and self.key_required:
-            key: Optional[str] = require_key(api_key, self.key_variable, self.label)
+            key: Optional[str] = require_key(api_key, self.key_variable, self.label, *self.key_aliases)
         else:
-            key = setting(api_key, self.key_variable) if self.key_variable else api_key
+            key = setting(api_key, self.key_variable, *self.key_aliases) if self.key_variable else api_key
             if key:
                 register_secret(key)
         if api_key is not None and not api_key.strip():
@@ -92,13 +106,13 @@ class HttpProvider(StreamingModelProvider):
         if not self._model:
             raise ValueError(f"{self.label} needs a model name: pass model=")
         url = setting(base_url, self.base_url_variable) if self.base_url_variable else base_url
-        self._base_url = (url or self.default_base_url).rstrip("/")
-        if not self._base_url.startswith(("http://", "https://")):
-            raise ValueError(
-                f"base_url {self._base_url!r} for {self.label} needs an http:// or https:// prefix"
-            )
+        self._base_url = _check_url(url or self.default_base_url, self.label)
         self._timeouts = as_timeouts(timeout)
         self._retry = RetryPolicy() if max_retries is None else RetryPolicy(max_retries=max_retries)
+        self._max_tokens = self._check_max_tokens(
+            max_tokens if max_tokens is not None else self.default_max_tokens
+        )
+        self._temperature = self._check_temperature(temperature)
         self._transport_ref: Optional[Transport] = None
         self._max_event_bytes = DEFAULT_MAX_EVENT_BYTES
 
@@ -107,14 +121,17 @@ class HttpProvider(StreamingModelProvider):
     @classmethod
     def from_env(cls: type[P], **kwargs: Any) -> P:
         """Build from the environment, after loading a ``.env`` that never overrides set variables."""
-        from .._keys import load_dotenv_from_cwd
-
         load_dotenv_from_cwd()
         return cls(**kwargs)
 
     @property
     def model_name(self) -> str:
         return self._model
+
+    @property
+    def api_key(self) -> Optional[str]:
+        """The key this provider sends, None when it has none (a secret: never log it)."""
+        return self._api_key
 
     @property
     def base_url(self) -> str:
@@ -128,6 +145,16 @@ class HttpProvider(StreamingModelProvider):
     def retry_policy(self) -> RetryPolicy:
         return self._retry
 
+    @property
+    def max_tokens(self) -> Optional[int]:
+        """The cap on the answer's length in tokens (None: the server's default)."""
+        return self._max_tokens
+
+    @property
+    def temperature(self) -> Optional[float]:
+        """The sampling temperature (None: the server's default)."""
+        return self._temperature
+
     def _replace(self: P, **changes: Any) -> P:
         new = copy.copy(self)
         for name, v in changes.items():
@@ -140,9 +167,7 @@ class HttpProvider(StreamingModelProvider):
         return self._replace(_model=model)
 
     def with_base_url(self: P, base_url: str) -> P:
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url {base_url!r} needs an http:// or https:// prefix")
-        return self._replace(_base_url=base_url.rstrip("/"))
+        return self._replace(_base_url=_check_url(base_url, self.label))
 
     def with_timeout(self: P, timeout: TimeoutSpec) -> P:
         return self._replace(_timeouts=as_timeouts(timeout))
@@ -150,29 +175,52 @@ class HttpProvider(StreamingModelProvider):
     def with_max_retries(self: P, max_retries: int) -> P:
         return self._replace(_retry=RetryPolicy(max_retries=max_retries))
 
+    def with_max_tokens(self: P, max_tokens: Optional[int]) -> P:
+        """A copy that caps answers at ``max_tokens`` (None: the provider's default)."""
+        return self._replace(
+            _max_tokens=self._check_max_tokens(
+                max_tokens if max_tokens is not None else self.default_max_tokens
+            )
+        )
+
+    def with_temperature(self: P, temperature: Optional[float]) -> P:
+        """A copy with ``temperature`` (None: the API's default)."""
+        return self._replace(_temperature=self._check_temperature(temperature))
+
     def with_max_event_bytes(self: P, limit: int) -> P:
         """Refuse (with ``StreamReadError``) any single event larger than ``limit`` bytes.
 
         The default, 16 MiB, bounds the memory one runaway event can take; raise it
         only for a server that really sends events that large.
         """
-        if limit < 1:
-            raise ValueError(f"max_event_bytes must be positive, got {limit}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"max_event_bytes must be a positive int, got {limit!r}")
         return self._replace(_max_event_bytes=limit)
+
+    def _check_max_tokens(self, v: Optional[int]) -> Optional[int]:
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"max_tokens for {self.label} must be a positive int or None, got {v!r}")
+        return v
+
+    def _check_temperature(self, v: Optional[float]) -> Optional[float]:
+        if v is None:
+            return None
+        top = self.max_temperature
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= top:
+            raise ValueError(
+                f"temperature for {self.label} must be a number between 0 and {top:g} or None, got {v!r}"
+            )
+        return float(v)
 
     def display_name(self) -> str:
         return f"{self.label} ({self._model})"
 
     def model(self) -> Optional[LlmModel]:
         """The catalog entry of this provider's model; None when the catalog lacks it."""
-        from .._catalog import lookup
-
         return lookup(self.catalog_provider or self.provider_id, self._model)
 
     def context_window(self) -> Optional[int]:
         """The catalog's context window for this provider's model, when known."""
-        from .._catalog import lookup
-
         # Straight from the catalog, so a subclass's own model() does not hide it.
         found = lookup(self.catalog_provider or self.provider_id, self._model)
         return found.context_window if found is not None else None
@@ -194,8 +242,6 @@ class HttpProvider(StreamingModelProvider):
     def _transport(self) -> Transport:
         t = self._transport_ref
         if t is None:
-            from .._transport._http import Transport
-
             # Shared with copies made before this point is fine: a Session is thread-safe.
             t = self._transport_ref = Transport()
         return t
@@ -204,13 +250,25 @@ class HttpProvider(StreamingModelProvider):
 
     @abstractmethod
     def build_call(self, context: Context) -> Tuple[HttpCall, Parser]:
-        """The HTTP request for ``context`` and the parser of its frames."""
+        """The HTTP request for ``context`` and the parser of its frames (nothing is sent)."""
 
-    def _source(self, call: HttpCall, parse: Parser) -> Source:
-        """The engine source that streams ``call``; a provider wraps it to add behaviour."""
-        from .._call import http_source
+    def classify_error(self, status: int, headers: Mapping[str, str], body: str) -> LlmError:
+        """The typed error for a non-2xx answer; the default reads the status and common JSON shapes."""
+        return default_classifier(status, headers, body, provider=self.label or None)
 
-        return http_source(
+    def stream_response(self, context: Context) -> LlmResponseStream:
+        """Send the request for a snapshot of ``context`` and return the stream of its answer."""
+        snapshot = context.copy()
+        try:
+            call, parse = self.build_call(snapshot)
+            if call.classify is None:
+                call = call.replace(classify=self.classify_error)
+        except LlmError as err:
+            # Raised on first iteration, like every other failure; nothing was sent.
+            return LlmResponseStream(
+                None, provider=self.provider_id, model=self._model, timeouts=self._timeouts, error=err
+            )
+        source = http_source(
             call,
             parse,
             transport=self._transport(),
@@ -218,22 +276,20 @@ class HttpProvider(StreamingModelProvider):
             retry=self._retry,
             max_event_bytes=self._max_event_bytes,
         )
-
-    def stream_response(self, context: Context) -> LlmResponseStream:
-        from .._stream import LlmResponseStream
-
-        snapshot = context.copy()
-        try:
-            call, parse = self.build_call(snapshot)
-        except LlmError as err:
-            if err.provider is None:
-                err.provider = self.provider_id
-            if err.model is None:
-                err.model = self._model
-            return LlmResponseStream(
-                None, provider=self.provider_id, model=self._model, timeouts=self._timeouts, error=err
-            )
-        source = self._source(call, parse)
         return LlmResponseStream(
             source, provider=self.provider_id, model=self._model, timeouts=self._timeouts
         )
+
+
+def json_body(body: Mapping[str, Any]) -> bytes:
+    """``body`` as compact UTF-8 JSON, or ``ApiRequestError`` naming what could not be encoded."""
+    try:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise ApiRequestError(f"the request could not be encoded as JSON: {exc}") from exc
+
+
+def _check_url(url: str, label: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"base_url {url!r} for {label} needs an http:// or https:// prefix")
+    return url.rstrip("/")

@@ -6,9 +6,10 @@ import json
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from .._call import Parser
+from .._content import Audio, Image
+from .._content import Text as TextBlock
 from .._errors import (
     ApiError,
-    ApiRequestError,
     InvalidApiKeyError,
     JsonParsingError,
     LlmError,
@@ -17,30 +18,30 @@ from .._errors import (
     UnsupportedContentError,
     error_for_status,
     overflow_error,
+    stamp,
 )
-from .._json import loads_event
-from .._response import (
-    Done,
-    EncryptedReasoning,
-    LlmResponse,
-    Start,
-    StopReason,
-    ToolRequestComplete,
-    ToolRequestStart,
-    Usage,
-    reasoning,
-    text,
-    tool_arg,
+from .._messages import Assistant, Error, Summary, System, ToolCallResultMessage, User
+from .._response import EncryptedReasoning, LlmResponse, StopReason, Usage, reasoning, text
+from .._retry import parse_retry_after
+from .._tools import ToolCallError
+from .._transport._http import error_summary
+from .._transport._request import HttpCall
+from ._base import HttpProvider, json_body
+from ._turn import (
+    ANSWER_ROOM,
+    HANDOFF_PREFIX,
+    OVERFLOW_HINT,
+    THINKING_BUDGETS,
+    Turn,
+    count,
+    decode_event,
+    stop_reason,
 )
-from ._base import HttpProvider
 
 if TYPE_CHECKING:
     from .._context import Context
-    from .._messages import Assistant
     from .._reasoning import ReasoningEffort
-    from .._timeouts import TimeoutSpec
     from .._transport._frame import Frame
-    from .._transport._request import HttpCall
 
 __all__ = [
     "API_VERSION",
@@ -48,17 +49,14 @@ __all__ = [
     "AnthropicProvider",
     "build_request",
     "classify_error",
+    "error_from_event",
     "parse_events",
     "replay_blocks",
+    "usage_from",
 ]
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 16384
-
-#: ``thinking.budget_tokens`` per reasoning effort (the reference crate's numbers).
-THINKING_BUDGETS: Dict[str, int] = {"low": 1024, "medium": 4096, "high": 10240, "xhigh": 10240}
-# Room for the answer itself when max_tokens would not exceed the thinking budget.
-_ANSWER_ROOM = 1024
 
 STOP_REASONS: Dict[str, StopReason] = {
     "end_turn": StopReason.END_TURN,
@@ -69,8 +67,6 @@ STOP_REASONS: Dict[str, StopReason] = {
     "refusal": StopReason.CONTENT_FILTER,
 }
 
-_HANDOFF = "[Previous conversation handoff]\n\n"
-
 
 # ---------------------------------------------------------------------------
 # Request
@@ -80,7 +76,7 @@ def build_request(
     context: Context,
     *,
     model: str,
-    max_tokens: int = DEFAULT_MAX_TOKENS,
+    max_tokens: Optional[int] = None,
     temperature: Optional[float] = None,
 ) -> Dict[str, Any]:
     """The JSON body of a streamed Messages request for ``context``.
@@ -88,6 +84,8 @@ def build_request(
     Raises ``UnsupportedContentError`` for audio, which the API does not take.
     """
     system, messages = map_messages(context, model)
+    if max_tokens is None:
+        max_tokens = DEFAULT_MAX_TOKENS  # the API requires one
     body: Dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_tokens}
     effort = context.reasoning_effort
     if effort is not None:
@@ -96,7 +94,7 @@ def build_request(
         # The API refuses a temperature with thinking on, and max_tokens must
         # exceed the budget (it counts the thinking too).
         if max_tokens <= budget:
-            body["max_tokens"] = budget + _ANSWER_ROOM
+            body["max_tokens"] = budget + ANSWER_ROOM
     elif temperature is not None:
         body["temperature"] = temperature
     if system:
@@ -118,11 +116,6 @@ def thinking_budget(effort: ReasoningEffort) -> int:
 
 def map_messages(context: Context, model: str) -> Tuple[Optional[str], List[Dict[str, Any]]]:
     """``(system, messages)``: the last System message, and the rest in the API's shape."""
-    from .._content import Audio, Image
-    from .._content import Text as TextBlock
-    from .._messages import Assistant, Error, Summary, System, ToolCallResultMessage, User
-    from .._tools import ToolCallError
-
     replay_for = f"anthropic:{model}"
     system: Optional[str] = None
     out: List[Dict[str, Any]] = []
@@ -171,7 +164,7 @@ def map_messages(context: Context, model: str) -> Tuple[Optional[str], List[Dict
         elif isinstance(m, Error):
             out.append({"role": "user", "content": f"Error: {m.message}"})
         elif isinstance(m, Summary):
-            out.append({"role": "user", "content": _HANDOFF + m.content})
+            out.append({"role": "user", "content": HANDOFF_PREFIX + m.content})
     return system, out
 
 
@@ -233,74 +226,35 @@ def replay_blocks(content: str) -> List[Dict[str, Any]]:
 # Stream
 
 
-class _Call:
-    __slots__ = ("id", "name", "parts", "prefilled")
-
-    def __init__(self, id: str, name: str, prefilled: str) -> None:
-        self.id = id
-        self.name = name
-        self.parts: List[str] = []
-        # Programmatic tool calling sends the whole input in content_block_start
-        # and no input_json_delta at all.
-        self.prefilled = prefilled
-
-    def arguments(self) -> str:
-        return "".join(self.parts) if self.parts else self.prefilled
-
-
-def _parses(arguments: str) -> bool:
-    if not arguments.strip():
-        return True  # a call without arguments
-    try:
-        json.loads(arguments)
-    except ValueError:
-        return False
-    return True
-
-
 def parse_events(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
     """Map the Messages API's server-sent events to ``LlmResponse`` chunks.
 
     The turn ends at ``message_stop`` (or at the end of the body once
     ``message_delta`` gave the stop reason); a body that ends before that yields no
     ``Done``, which the engine reports as ``StreamInterruptedError``. An ``error``
-    event is raised as its typed error.
+    event is raised as its typed error. A ``tool_use`` block whose input arrives
+    whole in ``content_block_start`` (programmatic tool calling) streams it as one
+    ``ToolRequestArg``.
     """
-    loads = loads_event
-    started = False
-    message_id = ""
-    calls: Dict[int, _Call] = {}  # open tool_use blocks by block index
-    held: List[_Call] = []  # closed calls whose arguments do not parse
+    turn = Turn()
+    calls = turn.calls
+    whole: Dict[int, str] = {}  # tool_use blocks whose input came whole, by block index
     thinking: Dict[int, Dict[str, Any]] = {}  # open thinking blocks by index
     thinking_parts: Dict[int, List[str]] = {}
-    kept: List[Dict[str, Any]] = []  # finished thinking / redacted_thinking blocks
+    kept: List[Dict[str, Any]] = []  # finished thinking / redacted_thinking blocks, to replay
     usage: Dict[str, Any] = {}
-    stop_reason: Optional[str] = None
+    stop_word: Optional[str] = None
     stopped = False  # message_delta said why the turn ended
     for frame in frames:
-        data = frame.data
+        event = decode_event(frame)
+        kind = event.get("type")
         try:
-            event = loads(data)
-            kind = event["type"]
-        except (ValueError, TypeError, KeyError) as exc:
-            raise JsonParsingError(
-                f"Anthropic sent a {frame.event!r} event that is not a JSON object with a "
-                f"'type' ({type(exc).__name__}: {exc}): {data[:200]!r}"
-            ) from None
-        try:
-            if not started:
+            if not turn.started:
                 if kind == "ping":
                     continue
                 if kind == "error":
-                    raise stream_error(event)
-                started = True
-                if kind == "message_start":
-                    message_id = event["message"].get("id") or ""
-                if not message_id:
-                    import uuid
-
-                    message_id = f"msg_llm_sync_{uuid.uuid4().hex}"
-                yield Start(message_id)
+                    raise error_from_event(event)
+                yield turn.start(event["message"].get("id") if kind == "message_start" else None, "msg_llm_sync_")
             if kind == "content_block_delta":
                 delta = event["delta"]
                 dtype = delta["type"]
@@ -309,12 +263,10 @@ def parse_events(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
                     if t:
                         yield text(t)
                 elif dtype == "input_json_delta":
-                    call = calls.get(event["index"])
-                    chunk = delta["partial_json"]
-                    if call is not None and chunk:
-                        call.parts.append(chunk)
-                        yield tool_arg(call.id, chunk)
-                    # else: a server tool's input (server_tool_use) is not ours to run.
+                    # A server tool's input (server_tool_use) has no open call: not ours to run.
+                    piece = calls.add(event["index"], delta["partial_json"])
+                    if piece is not None:
+                        yield piece
                 elif dtype == "thinking_delta":
                     t = delta["thinking"]
                     if t:
@@ -337,12 +289,10 @@ def parse_events(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
                 block = event["content_block"]
                 btype = block.get("type")
                 if btype == "tool_use":
-                    if index in calls:
-                        yield from _close(calls.pop(index), held)
                     raw_input = block.get("input")
-                    prefilled = json.dumps(raw_input, ensure_ascii=False) if raw_input else ""
-                    call = calls[index] = _Call(block["id"], block["name"], prefilled)
-                    yield ToolRequestStart(call.id, call.name)
+                    if raw_input:
+                        whole[index] = json.dumps(raw_input, ensure_ascii=False)
+                    yield from calls.open(index, block["id"], block["name"])
                 elif btype == "thinking":
                     thinking[index] = {"type": "thinking", "thinking": "", "signature": block.get("signature") or ""}
                     thinking_parts[index] = [block["thinking"]] if block.get("thinking") else []
@@ -355,9 +305,8 @@ def parse_events(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
                 # server_tool_use, *_tool_result and unknown block types: nothing to map.
             elif kind == "content_block_stop":
                 index = event["index"]
-                call = calls.pop(index, None)
-                if call is not None:
-                    yield from _close(call, held)
+                if index in calls:
+                    yield from calls.close(index, whole.pop(index, None))
                 else:
                     tblock = thinking.pop(index, None)
                     if tblock is not None:
@@ -368,80 +317,54 @@ def parse_events(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
             elif kind == "message_delta":
                 reason = event.get("delta", {}).get("stop_reason")
                 if reason is not None:
-                    stop_reason = reason
+                    stop_word = reason
                     stopped = True
                 u = event.get("usage")
                 if u:
                     usage.update((k, v) for k, v in u.items() if v is not None)
             elif kind == "message_stop":
-                yield from _finish(message_id, calls, held, kept, usage, stop_reason)
-                # Drain anything after the end so the connection can be reused; nothing
-                # after message_stop belongs to this turn.
-                for _ in frames:
-                    pass
+                yield from _end(turn, whole, kept, usage, stop_word)
                 return
             elif kind == "error":
-                raise stream_error(event)
+                raise error_from_event(event)
             # Unknown event types are ignored: the API adds new ones over time.
         except (KeyError, TypeError, AttributeError, IndexError) as exc:
             raise JsonParsingError(
-                f"Anthropic sent a {kind!r} event without the fields it should have "
-                f"({type(exc).__name__}: {exc}): {data[:200]!r}"
+                f"the {kind!r} event lacks the fields it should have "
+                f"({type(exc).__name__}: {exc}): {frame.data[:200]!r}"
             ) from None
     if stopped:
         # The body ended without message_stop, but the turn said how it ended.
-        yield from _finish(message_id, calls, held, kept, usage, stop_reason)
+        yield from _end(turn, whole, kept, usage, stop_word)
 
 
-def _close(call: _Call, held: List[_Call]) -> Iterator[LlmResponse]:
-    from .._tools import ToolCallRequest
-
-    args = call.arguments()
-    if _parses(args):
-        yield ToolRequestComplete(ToolCallRequest(call.id, call.name, args))
-    else:
-        # Cut off (max_tokens) or malformed: decided once the stop reason is known.
-        held.append(call)
-
-
-def _finish(
-    message_id: str,
-    calls: Dict[int, _Call],
-    held: List[_Call],
-    kept: List[Dict[str, Any]],
-    usage: Dict[str, Any],
-    stop_reason: Optional[str],
-) -> Iterator[LlmResponse]:
-    from .._tools import ToolCallRequest
-
-    for index in sorted(calls):
-        yield from _close(calls[index], held)
-    calls.clear()
-    if stop_reason != "max_tokens":
-        # Not cut off: the model's own (unparseable) text, passed on as it came.
-        for call in held:
-            yield ToolRequestComplete(ToolCallRequest(call.id, call.name, call.arguments()))
+def _end(
+    turn: Turn, whole: Dict[int, str], kept: List[Dict[str, Any]], usage: Dict[str, Any], stop_word: Optional[str]
+) -> List[LlmResponse]:
+    out: List[LlmResponse] = []
+    for index in sorted(whole):
+        out.extend(turn.calls.close(index, whole[index]))  # blocks the stream never stopped
     if kept:
-        yield EncryptedReasoning(message_id, json.dumps(kept, ensure_ascii=False))
+        turn.encrypted = EncryptedReasoning(turn.message_id, json.dumps(kept, ensure_ascii=False))
     if usage:
-        yield usage_chunk(usage)
-    mapped = STOP_REASONS.get(stop_reason, StopReason.UNKNOWN) if stop_reason else StopReason.UNKNOWN
-    yield Done(mapped, stop_reason)
+        turn.usage = usage_from(usage)
+    out.extend(turn.end(stop_reason(stop_word, STOP_REASONS), stop_word))
+    return out
 
 
-def usage_chunk(u: Mapping[str, Any]) -> Usage:
+def usage_from(u: Mapping[str, Any]) -> Usage:
     """The ``Usage`` for Anthropic's usage object, with cached tokens counted as input.
 
     Anthropic's ``input_tokens`` leaves out cache reads and writes; here
     ``input_tokens`` counts them, and they are reported as its parts.
     """
-    cache_read = u.get("cache_read_input_tokens")
-    cache_write = u.get("cache_creation_input_tokens")
+    cache_read = count(u.get("cache_read_input_tokens"))
+    cache_write = count(u.get("cache_creation_input_tokens"))
     details = u.get("output_tokens_details")
-    thinking_tokens = details.get("thinking_tokens") if isinstance(details, dict) else None
+    thinking_tokens = count(details.get("thinking_tokens")) if isinstance(details, dict) else None
     return Usage(
-        int(u.get("input_tokens") or 0) + int(cache_read or 0) + int(cache_write or 0),
-        int(u.get("output_tokens") or 0),
+        (count(u.get("input_tokens")) or 0) + (cache_read or 0) + (cache_write or 0),
+        count(u.get("output_tokens")) or 0,
         cached_input_tokens=cache_read,
         cache_creation_tokens=cache_write,
         reasoning_tokens=thinking_tokens,
@@ -461,11 +384,6 @@ _HINTS: Dict[str, str] = {
     "billing_error": "; check the account's billing at console.anthropic.com",
 }
 
-_OVERFLOW_HINT = (
-    "; shorten the conversation (Context.with_compacted_summary) or lower max_tokens"
-)
-
-
 def _error_fields(body: Any) -> Tuple[str, str, str]:
     """``(type, message, request_id)`` from an Anthropic error body or event."""
     if not isinstance(body, dict):
@@ -479,13 +397,15 @@ def _error_fields(body: Any) -> Tuple[str, str, str]:
     return "", str(body.get("message") or ""), str(request_id)
 
 
-def classify_error(
+def classify_error(status: int, headers: Mapping[str, str], body: str, model: Optional[str] = None) -> LlmError:
+    """The typed error for a non-2xx answer from the Messages API, naming the provider and ``model``."""
+    return stamp(_read_error(status, headers, body, model), "anthropic", model or None)
+
+
+def _read_error(
     status: int, headers: Mapping[str, str], body: str, model: Optional[str] = None
 ) -> LlmError:
     """The typed error for a non-2xx answer from the Messages API."""
-    from .._retry import parse_retry_after
-    from .._transport._http import error_summary
-
     try:
         parsed = json.loads(body) if body.strip() else None
     except ValueError:
@@ -496,42 +416,33 @@ def classify_error(
     label = f"{status} {etype}" if etype else str(status)
     where = f" (request {request_id})" if request_id else ""
     message = f"Anthropic answered HTTP {label}: {text_}{where}"
-    kw: Dict[str, Any] = {"provider": "anthropic", "model": model, "status": status, "body": body}
     if status in (400, 413):
-        over = overflow_error(text_, message + _OVERFLOW_HINT, **kw)
+        over = overflow_error(text_, f"{message}; {OVERFLOW_HINT}", status=status, body=body)
         if over is not None:
             return over
     hint = _HINTS.get(etype, "")
     if not hint and status in (401, 403):
         hint = _HINTS["authentication_error"]
-    return error_for_status(
-        status,
-        message + hint,
-        provider="anthropic",
-        model=model,
-        body=body,
-        retry_after=parse_retry_after(headers),
-    )
+    return error_for_status(status, message + hint, body=body, retry_after=parse_retry_after(headers))
 
 
-def stream_error(event: Mapping[str, Any]) -> LlmError:
+def error_from_event(event: Mapping[str, Any]) -> LlmError:
     """The typed error for an in-stream ``error`` event."""
     etype, text_, request_id = _error_fields(event)
     where = f" (request {request_id})" if request_id else ""
     message = f"Anthropic stream error {etype or '(no type)'}: {text_ or '(no message)'}{where}"
     body = json.dumps(event, ensure_ascii=False)
-    kw: Dict[str, Any] = {"provider": "anthropic", "body": body}
-    over = overflow_error(text_, message + _OVERFLOW_HINT, **kw)
+    over = overflow_error(text_, f"{message}; {OVERFLOW_HINT}", body=body)
     if over is not None:
         return over
     message += _HINTS.get(etype, "")
     if etype in ("overloaded_error", "api_error", "internal_server_error", "timeout_error"):
-        return ServerError(message, **kw)
+        return ServerError(message, body=body)
     if etype == "rate_limit_error":
-        return RateLimitedError(message, **kw)
+        return RateLimitedError(message, body=body)
     if etype in ("authentication_error", "permission_error"):
-        return InvalidApiKeyError(message, **kw)
-    return ApiError(message, **kw)
+        return InvalidApiKeyError(message, body=body)
+    return ApiError(message, body=body)
 
 
 # ---------------------------------------------------------------------------
@@ -568,76 +479,23 @@ class AnthropicProvider(HttpProvider):
     key_variable = "ANTHROPIC_API_KEY"
     base_url_variable = "ANTHROPIC_BASE_URL"
 
-    def __init__(
-        self,
-        api_key: Optional[str] = None,
-        *,
-        model: Optional[str] = None,
-        base_url: Optional[str] = None,
-        max_tokens: int = DEFAULT_MAX_TOKENS,
-        temperature: Optional[float] = None,
-        timeout: TimeoutSpec = None,
-        max_retries: Optional[int] = None,
-    ) -> None:
-        super().__init__(
-            api_key, model=model, base_url=base_url, timeout=timeout, max_retries=max_retries
-        )
-        self._max_tokens = _check_max_tokens(max_tokens)
-        self._temperature = _check_temperature(temperature)
+    max_temperature = 1.0
+    default_max_tokens = DEFAULT_MAX_TOKENS
 
-    @property
-    def max_tokens(self) -> int:
-        return self._max_tokens
-
-    @property
-    def temperature(self) -> Optional[float]:
-        return self._temperature
-
-    def with_max_tokens(self, max_tokens: int) -> AnthropicProvider:
-        return self._replace(_max_tokens=_check_max_tokens(max_tokens))
-
-    def with_temperature(self, temperature: Optional[float]) -> AnthropicProvider:
-        """A copy with ``temperature`` (None: the API's default); ignored while thinking."""
-        return self._replace(_temperature=_check_temperature(temperature))
+    def classify_error(self, status: int, headers: Mapping[str, str], body: str) -> LlmError:
+        return classify_error(status, headers, body, self._model)
 
     def build_call(self, context: Context) -> Tuple[HttpCall, Parser]:
-        from .._transport._request import HttpCall
-
         body = build_request(
             context, model=self._model, max_tokens=self._max_tokens, temperature=self._temperature
         )
-        try:
-            payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        except (TypeError, ValueError) as exc:
-            raise ApiRequestError(f"the Anthropic request could not be encoded as JSON: {exc}") from exc
         headers = {
             "x-api-key": self._api_key or "",
             "anthropic-version": API_VERSION,
             "content-type": "application/json",
             "accept": "text/event-stream",
         }
-        model = self._model
-
-        def classify(status: int, hdrs: Mapping[str, str], text_: str) -> LlmError:
-            return classify_error(status, hdrs, text_, model)
-
         call = HttpCall(
-            f"{self._base_url}/v1/messages", headers, payload, framing="sse", classify=classify
+            f"{self._base_url}/v1/messages", headers, json_body(body), framing="sse"
         )
         return call, parse_events
-
-
-def _check_max_tokens(max_tokens: int) -> int:
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise ValueError(f"max_tokens must be a positive int, got {max_tokens!r}")
-    return max_tokens
-
-
-def _check_temperature(temperature: Optional[float]) -> Optional[float]:
-    if temperature is None:
-        return None
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
-        raise ValueError(f"temperature must be a number between 0 and 1, got {temperature!r}")
-    if not 0.0 <= temperature <= 1.0:
-        raise ValueError(f"temperature for Anthropic must be between 0 and 1, got {temperature}")
-    return float(temperature)

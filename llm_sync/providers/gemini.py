@@ -3,61 +3,47 @@
 from __future__ import annotations
 
 import json
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    Dict,
-    Iterator,
-    List,
-    Mapping,
-    Optional,
-    Tuple,
-    Union,
-)
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 from .._call import Parser
+from .._content import Audio, Image
+from .._content import Text as TextBlock
 from .._errors import (
     ApiError,
     InvalidApiKeyError,
     JsonParsingError,
     LlmError,
-    MissingApiKeyError,
     RateLimitedError,
     ServerError,
+    StreamReadError,
     error_for_status,
     overflow_error,
+    stamp,
 )
 from .._json import loads_event
-from .._keys import setting
-from .._response import (
-    Done,
-    EncryptedReasoning,
-    LlmResponse,
-    Start,
-    StopReason,
-    ToolRequestComplete,
-    ToolRequestStart,
-    Usage,
-    reasoning,
-    text,
-    tool_arg,
-)
-from .._timeouts import TimeoutSpec
-from ._base import HttpProvider
+from .._messages import Assistant, Summary, System, ToolCallResultMessage, User
+from .._response import EncryptedReasoning, LlmResponse, StopReason, Usage, reasoning, text
+from .._retry import parse_retry_after
+from .._tools import ToolCallError
+from .._transport._frame import DEFAULT_MAX_EVENT_BYTES
+from .._transport._http import default_classifier
+from .._transport._request import HttpCall
+from ._base import HttpProvider, json_body
+from ._turn import HANDOFF_PREFIX, OVERFLOW_HINT, Turn, count, stop_reason
 
 if TYPE_CHECKING:
     from .._context import Context
     from .._reasoning import ReasoningEffort
     from .._transport._frame import Frame
-    from .._transport._request import HttpCall
 
 __all__ = [
     "GeminiProvider",
     "build_request",
     "classify_error",
-    "error_from_body",
+    "error_from_event",
     "parse_events",
     "thinking_config",
+    "usage_from",
 ]
 
 PROVIDER_ID = "gemini"
@@ -66,8 +52,6 @@ PROVIDER_ID = "gemini"
 # refuses a function call without one, and documents this value as the way to send
 # history it did not write (another model's turn, a hand-written or compacted one).
 SKIP_SIGNATURE = "skip_thought_signature_validator"
-
-HANDOFF_PREFIX = "[Previous conversation handoff]\n\n"
 
 # finishReason -> StopReason. STOP becomes TOOL_CALLS when the turn made calls.
 _FINISH: Dict[str, StopReason] = {
@@ -209,9 +193,6 @@ def _assistant_parts(message: Any, signatures: Mapping[str, Any], gemini3: bool)
 
 
 def _user_parts(message: Any) -> List[Dict[str, Any]]:
-    from .._content import Audio, Image
-    from .._content import Text as TextBlock
-
     parts: List[Dict[str, Any]] = []
     for block in message.content:
         if isinstance(block, TextBlock):
@@ -222,11 +203,10 @@ def _user_parts(message: Any) -> List[Dict[str, Any]]:
     return parts
 
 
-def build_request(context: Context, model: str) -> Dict[str, Any]:
+def build_request(
+    context: Context, model: str, *, max_tokens: Optional[int] = None, temperature: Optional[float] = None
+) -> Dict[str, Any]:
     """The ``streamGenerateContent`` body for ``context`` sent to ``model``."""
-    from .._messages import Assistant, Summary, System, ToolCallResultMessage, User
-    from .._tools import ToolCallError
-
     target = f"{PROVIDER_ID}:{model}"
     gemini3 = _is_gemini3_or_later(model)
     system: List[Dict[str, Any]] = []
@@ -267,9 +247,16 @@ def build_request(context: Context, model: str) -> Dict[str, Any]:
         for t in context.tools:
             decls.append({"name": t.name, "description": t.description, "parametersJsonSchema": _schema(t.schema)})
         body["tools"] = [{"functionDeclarations": decls}]
+    config: Dict[str, Any] = {}
+    if max_tokens is not None:
+        config["maxOutputTokens"] = max_tokens
+    if temperature is not None:
+        config["temperature"] = temperature
     thinking = thinking_config(model, context.reasoning_effort)
     if thinking is not None:
-        body["generationConfig"] = {"thinkingConfig": thinking}
+        config["thinkingConfig"] = thinking
+    if config:
+        body["generationConfig"] = config
     # prompt_cache_key has no Gemini counterpart (caching is implicit, or an explicit
     # cachedContents resource), and Gemini rejects unknown fields: nothing is sent.
     return body
@@ -294,7 +281,7 @@ def _has_reason(error: Mapping[str, Any], reason: str) -> bool:
     return any(isinstance(d, dict) and d.get("reason") == reason for d in error.get("details") or ())
 
 
-def error_from_body(
+def error_from_event(
     error: Mapping[str, Any],
     *,
     status: Optional[int] = None,
@@ -311,12 +298,8 @@ def error_from_body(
     message = str(error.get("message") or "") or "(no message)"
     head = f"Gemini answered{where} HTTP {status}" if status is not None else f"Gemini reported{where} an error"
     text_ = f"{head} {word}: {message}" if word else f"{head}: {message}"
-    kw: Dict[str, Any] = {"provider": PROVIDER_ID, "model": model, "status": status, "body": body}
-    over = overflow_error(
-        message,
-        text_ + "; shorten the conversation (Context.with_compacted_summary) and retry",
-        **kw,
-    )
+    kw: Dict[str, Any] = {"status": status, "body": body}
+    over = overflow_error(message, f"{text_}; {OVERFLOW_HINT}", **kw)
     if over is not None:
         return over
     if retry_after is None:
@@ -351,10 +334,12 @@ def _error_object(parsed: Any) -> Optional[Mapping[str, Any]]:
 
 
 def classify_error(status: int, headers: Mapping[str, str], body: str, model: Optional[str] = None) -> LlmError:
-    """The typed error for a non-2xx answer from Gemini."""
-    from .._retry import parse_retry_after
-    from .._transport._http import default_classifier
+    """The typed error for a non-2xx answer from Gemini, naming the provider and ``model``."""
+    return stamp(_read_error(status, headers, body, model), "gemini", model or None)
 
+
+def _read_error(status: int, headers: Mapping[str, str], body: str, model: Optional[str] = None) -> LlmError:
+    """The typed error for a non-2xx answer from Gemini."""
     retry_after = parse_retry_after(headers)
     try:
         parsed = json.loads(body)
@@ -364,10 +349,10 @@ def classify_error(status: int, headers: Mapping[str, str], body: str, model: Op
     if error is None:
         # Not Gemini's JSON (a proxy's HTML page, an empty body): the status decides,
         # though an overflow text is still recognised.
-        err = default_classifier(status, headers, body, provider=PROVIDER_ID, model=model)
-        over = overflow_error(body, err.message, provider=PROVIDER_ID, model=model, status=status, body=body)
+        err = default_classifier(status, headers, body, provider="Gemini")
+        over = overflow_error(body, err.message, status=status, body=body)
         return over if over is not None else err
-    return error_from_body(error, status=status, model=model, body=body, retry_after=retry_after)
+    return error_from_event(error, status=status, model=model, body=body, retry_after=retry_after)
 
 
 # ---------------------------------------------------------------------------
@@ -375,6 +360,9 @@ def classify_error(status: int, headers: Mapping[str, str], body: str, model: Op
 # handled here: Gemini writes a failure that happens after the events have begun
 # (a 503 "model is overloaded") as bare JSON without "data:", which an SSE framer
 # drops, turning an overload into a silently truncated or even complete-looking turn.
+
+# Streamed arrays may skip at most this many indexes ahead (see _grow).
+_MAX_INDEX_GAP = 1024
 
 
 def _json_path(path: str) -> List[Union[str, int]]:
@@ -415,8 +403,7 @@ def _set_path(root: Dict[str, Any], path: List[Union[str, int]], value: Any, app
         empty: Any = [] if isinstance(nxt, int) else {}
         if isinstance(node, list):
             assert isinstance(k, int)
-            while len(node) <= k:
-                node.append(None)
+            _grow(node, k)
             if node[k] is None:
                 node[k] = empty
             node = node[k]
@@ -425,44 +412,40 @@ def _set_path(root: Dict[str, Any], path: List[Union[str, int]], value: Any, app
     last = path[-1] if path else ""
     if isinstance(node, list):
         idx = int(last)
-        while len(node) <= idx:
-            node.append(None)
+        _grow(node, idx)
         node[idx] = node[idx] + value if append and isinstance(node[idx], str) else value
     else:
         old = node.get(last)
         node[last] = old + value if append and isinstance(old, str) else value
 
 
-class _Call:
-    __slots__ = ("id", "name", "args", "open_string")
+def _grow(node: List[Any], index: int) -> None:
+    # Streamed arrays arrive in order; an index far past the end is a broken (or
+    # hostile) path that would otherwise allocate without bound.
+    if index > len(node) + _MAX_INDEX_GAP:
+        raise JsonParsingError(
+            f"a streamed function-call argument names index {index} of a {len(node)}-item array"
+        )
+    while len(node) <= index:
+        node.append(None)
 
-    def __init__(self, id: str, name: str) -> None:
-        self.id = id
-        self.name = name
-        self.args: Dict[str, Any] = {}
-        self.open_string: Optional[str] = None  # the jsonPath of a string still arriving
 
-
-class _Turn:
-    """What one streamed turn has accumulated."""
+class _Stream:
+    """What one Gemini turn accumulates beyond the shared turn kit: signatures, a streaming call."""
 
     def __init__(self) -> None:
-        self.started = False
-        self.response_id = ""
+        self.turn = Turn()
+        self.response_id = ""  # Gemini's responseId, when it gives one
         self.calls_made = 0
-        self.open: Optional[_Call] = None  # a call whose arguments are still streaming
+        self.open: Optional[str] = None  # the id of a call whose arguments are still streaming
+        self.open_args: Dict[str, Any] = {}
+        self.open_string: Optional[str] = None  # the jsonPath of a string still arriving
         self.sig_calls: Dict[str, str] = {}
         self.sig_text: Optional[str] = None
         self.sig_thought: Optional[str] = None
         self.usage: Optional[Mapping[str, Any]] = None
         self.finish: Optional[str] = None
         self.block: Optional[str] = None
-
-    def start(self, event: Mapping[str, Any]) -> LlmResponse:
-        self.started = True
-        rid = event.get("responseId")
-        self.response_id = rid if isinstance(rid, str) and rid else ""
-        return Start(self.response_id or "gemini-response")
 
     def new_id(self, given: Any) -> str:
         n = self.calls_made
@@ -471,46 +454,39 @@ class _Turn:
             return given
         # Gemini's API gives no call ids; these are stable for a given response and
         # unique within (and, with the response id, across) turns.
-        return f"call_{self.response_id}_{n}" if self.response_id else f"call_{n}"
+        rid = self.response_id
+        return f"call_{rid}_{n}" if rid else f"call_{n}"
 
-    def finish_open(self) -> Iterator[LlmResponse]:
-        call = self.open
-        if call is None:
-            return
+    def finish_open(self) -> List[LlmResponse]:
+        key = self.open
+        if key is None:
+            return []
         self.open = None
-        args = json.dumps(call.args, ensure_ascii=False)
-        yield tool_arg(call.id, args)
-        from .._tools import ToolCallRequest
-
-        yield ToolRequestComplete(ToolCallRequest(call.id, call.name, args))
+        return self.turn.calls.close(key, json.dumps(self.open_args, ensure_ascii=False))
 
     def function_call(self, fc: Mapping[str, Any], signature: Optional[str]) -> Iterator[LlmResponse]:
+        calls = self.turn.calls
         name = fc.get("name")
         more = bool(fc.get("willContinue"))
         partial = fc.get("partialArgs")
         if name:
             yield from self.finish_open()
-            call = _Call(self.new_id(fc.get("id")), str(name))
+            call_id = self.new_id(fc.get("id"))
             if signature:
-                self.sig_calls[call.id] = signature
-            yield ToolRequestStart(call.id, call.name)
+                self.sig_calls[call_id] = signature
+            yield from calls.open(call_id, call_id, str(name))
             args = fc.get("args")
-            if isinstance(args, dict):
-                call.args = args
+            self.open = call_id
+            self.open_args = args if isinstance(args, dict) else {}
+            self.open_string = None
             if not more and not partial:
-                # The common case: the whole call in one part.
-                text_args = json.dumps(call.args, ensure_ascii=False)
-                yield tool_arg(call.id, text_args)
-                from .._tools import ToolCallRequest
-
-                yield ToolRequestComplete(ToolCallRequest(call.id, call.name, text_args))
+                yield from self.finish_open()  # the common case: the whole call in one part
                 return
-            self.open = call
-        call_ = self.open
-        if call_ is None:
+        open_id = self.open
+        if open_id is None:
             return  # a terminator or stray fragment with no call open
-        if signature and call_.id not in self.sig_calls:
-            self.sig_calls[call_.id] = signature
+        if signature and open_id not in self.sig_calls:
+            self.sig_calls[open_id] = signature
         if isinstance(partial, list):
             # Vertex's streamFunctionCallArguments: each piece sets one JSON path;
             # a string with willContinue goes on in the next piece for that path.
@@ -520,25 +496,27 @@ class _Turn:
                 path_text = str(piece.get("jsonPath") or "$")
                 path = _json_path(path_text)
                 if "stringValue" in piece:
-                    appending = call_.open_string == path_text
-                    _set_path(call_.args, path, str(piece["stringValue"]), appending)
-                    call_.open_string = path_text if piece.get("willContinue") else None
+                    appending = self.open_string == path_text
+                    _set_path(self.open_args, path, str(piece["stringValue"]), appending)
+                    self.open_string = path_text if piece.get("willContinue") else None
                 else:
                     for key in ("numberValue", "boolValue", "nullValue", "structValue", "listValue"):
                         if key in piece:
                             value = None if key == "nullValue" else piece[key]
-                            _set_path(call_.args, path, value, False)
+                            _set_path(self.open_args, path, value, False)
                             break
-                    call_.open_string = None
+                    self.open_string = None
         if not more:
             yield from self.finish_open()
 
     def event(self, event: Mapping[str, Any]) -> Iterator[LlmResponse]:
-        if not self.started:
-            yield self.start(event)
+        if not self.turn.started:
+            rid = event.get("responseId")
+            self.response_id = rid if isinstance(rid, str) else ""
+            yield self.turn.start(self.response_id, "gemini-")
         err = event.get("error")
         if isinstance(err, dict):
-            raise error_from_body(err, body=json.dumps(event)[:4000], where=" in the stream")
+            raise error_from_event(err, body=json.dumps(event)[:4000], where=" in the stream")
         usage = event.get("usageMetadata")
         if usage:
             # Repeated on many chunks with running totals; some Vertex chunks carry
@@ -586,6 +564,7 @@ class _Turn:
         yield from self.finish_open()
         if self.finish is None and self.block is None:
             return  # no finishReason: the engine reports the truncated stream
+        turn = self.turn
         if self.sig_calls or self.sig_text or self.sig_thought:
             keep: Dict[str, Any] = {}
             if self.sig_calls:
@@ -594,47 +573,43 @@ class _Turn:
                 keep["text"] = self.sig_text
             if self.sig_thought:
                 keep["thought"] = self.sig_thought
-            yield EncryptedReasoning(self.response_id or "gemini-signatures", json.dumps(keep))
+            turn.encrypted = EncryptedReasoning(turn.message_id, json.dumps(keep))
         if self.usage is not None:
-            yield _usage(self.usage)
+            turn.usage = usage_from(self.usage)
         if self.finish is None:
             # The prompt itself was blocked (promptFeedback.blockReason, no candidates).
-            yield Done(StopReason.CONTENT_FILTER, self.block)
-            return
-        if self.finish == "STOP" and self.calls_made:
-            yield Done(StopReason.TOOL_CALLS, self.finish)
+            yield from turn.end(StopReason.CONTENT_FILTER, self.block)
         else:
-            yield Done(_FINISH.get(self.finish, StopReason.UNKNOWN), self.finish)
-
-
-def _int(v: Any) -> int:
-    return v if isinstance(v, int) and v > 0 else 0
+            yield from turn.end(stop_reason(self.finish, _FINISH), self.finish)
 
 
 def _modality(details: Any, modality: str) -> Optional[int]:
     if not isinstance(details, list):
         return None
     found = [d.get("tokenCount", 0) for d in details if isinstance(d, dict) and d.get("modality") == modality]
-    return sum(_int(x) for x in found) if found else None
+    return sum((count(x) or 0) for x in found) if found else None
 
 
-def _usage(u: Mapping[str, Any]) -> Usage:
-    # promptTokenCount already includes cachedContentTokenCount; toolUsePromptTokenCount
-    # (server-side tools' results) is counted apart by Gemini and is input too.
-    thoughts = u.get("thoughtsTokenCount")
-    cached = u.get("cachedContentTokenCount")
+def usage_from(u: Mapping[str, Any]) -> Usage:
+    """The ``Usage`` of a ``usageMetadata`` object.
+
+    ``promptTokenCount`` already includes ``cachedContentTokenCount``;
+    ``toolUsePromptTokenCount`` (server-side tools' results) is counted apart by
+    Gemini and is input too; thoughts are output.
+    """
+    thoughts = count(u.get("thoughtsTokenCount"))
     return Usage(
-        input_tokens=_int(u.get("promptTokenCount")) + _int(u.get("toolUsePromptTokenCount")),
-        output_tokens=_int(u.get("candidatesTokenCount")) + _int(thoughts),
-        cached_input_tokens=_int(cached) if cached is not None else None,
-        reasoning_tokens=_int(thoughts) if thoughts is not None else None,
+        input_tokens=(count(u.get("promptTokenCount")) or 0) + (count(u.get("toolUsePromptTokenCount")) or 0),
+        output_tokens=(count(u.get("candidatesTokenCount")) or 0) + (thoughts or 0),
+        cached_input_tokens=count(u.get("cachedContentTokenCount")),
+        reasoning_tokens=thoughts,
         input_audio_tokens=_modality(u.get("promptTokensDetails"), "AUDIO"),
         input_video_tokens=_modality(u.get("promptTokensDetails"), "VIDEO"),
         output_audio_tokens=_modality(u.get("candidatesTokensDetails"), "AUDIO"),
     )
 
 
-def _loose_text(turn: _Turn, stray: List[str]) -> Iterator[LlmResponse]:
+def _loose_text(stream: _Stream, stray: List[str]) -> Iterator[LlmResponse]:
     """Handle body text that was not an SSE field: an error, or a whole JSON answer."""
     raw = "\n".join(stray)
     stray.clear()
@@ -644,25 +619,29 @@ def _loose_text(turn: _Turn, stray: List[str]) -> Iterator[LlmResponse]:
         raise ServerError(
             "Gemini broke off the stream with text that is not an event: "
             f"{raw[:300]!r}; the request can be retried",
-            provider=PROVIDER_ID,
             body=raw,
         ) from None
     error = _error_object(parsed)
     if error is not None:
-        raise error_from_body(error, body=raw, where=" in the middle of the stream")
+        raise error_from_event(error, body=raw, where=" in the middle of the stream")
     # A body without SSE framing (a proxy that dropped ?alt=sse answers with the JSON
     # array of chunks, generateContent with one object): the same chunks, all at once.
     items = parsed if isinstance(parsed, list) else [parsed]
     for item in items:
         if not isinstance(item, dict):
             raise JsonParsingError(f"a Gemini response element is not an object: {str(item)[:200]!r}")
-        yield from turn.event(item)
+        yield from stream.event(item)
 
 
 def parse_events(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
-    """Gemini's body, one line per frame, to ``LlmResponse`` chunks."""
-    turn = _Turn()
+    """Gemini's body, one line per frame, to ``LlmResponse`` chunks.
+
+    Lines that are not SSE fields are kept (an error or a whole JSON answer spans
+    several) up to the event size limit, then refused with ``StreamReadError``.
+    """
+    stream = _Stream()
     stray: List[str] = []
+    stray_size = 0
     bad: Optional[str] = None  # a data line that is not JSON, unless it is the last
     loads = loads_event
     for frame in frames:
@@ -671,7 +650,8 @@ def parse_events(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
             raise JsonParsingError(f"a Gemini event is not valid JSON: {bad[:200]!r}")
         if line.startswith("data:"):
             if stray:
-                yield from _loose_text(turn, stray)
+                stray_size = 0
+                yield from _loose_text(stream, stray)
             payload = line[6:] if line[5:6] == " " else line[5:]
             try:
                 event = loads(payload)
@@ -680,7 +660,7 @@ def parse_events(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
                 continue
             if not isinstance(event, dict):
                 raise JsonParsingError(f"a Gemini event is not a JSON object: {payload[:200]!r}")
-            yield from turn.event(event)
+            yield from stream.event(event)
         elif line.startswith(":") or line.startswith(("event:", "id:", "retry:")) or line in (
             "data",
             "event",
@@ -689,12 +669,18 @@ def parse_events(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
         ):
             continue  # comments and fields Gemini gives no meaning
         else:
+            stray_size += len(line) + 1
+            if stray_size > DEFAULT_MAX_EVENT_BYTES:
+                raise StreamReadError(
+                    f"Gemini sent more than {DEFAULT_MAX_EVENT_BYTES} bytes of lines that are not "
+                    "server-sent event fields; the body is not a Gemini stream"
+                )
             stray.append(line)
     if stray:
-        yield from _loose_text(turn, stray)
+        yield from _loose_text(stream, stray)
     if bad is not None:
         return  # the body was cut inside the last event: reported as truncated
-    yield from turn.end()
+    yield from stream.end()
 
 
 # ---------------------------------------------------------------------------
@@ -713,63 +699,24 @@ class GeminiProvider(HttpProvider):
     default_model = "gemini-2.5-flash"
     default_base_url = "https://generativelanguage.googleapis.com/v1beta"
     key_variable = "GEMINI_API_KEY"
+    key_aliases = ("GOOGLE_API_KEY",)
     base_url_variable = "GEMINI_BASE_URL"
 
-    def __init__(
-        self,
-        api_key: Optional[str] = None,
-        *,
-        model: Optional[str] = None,
-        base_url: Optional[str] = None,
-        timeout: TimeoutSpec = None,
-        max_retries: Optional[int] = None,
-    ) -> None:
-        if api_key is None:
-            api_key = setting(None, "GEMINI_API_KEY", "GOOGLE_API_KEY")
-            if api_key is None:
-                raise MissingApiKeyError(
-                    "no API key for Gemini: set GEMINI_API_KEY (or GOOGLE_API_KEY) in the "
-                    "environment or a .env file, or pass api_key=",
-                    variable="GEMINI_API_KEY",
-                    provider=PROVIDER_ID,
-                )
-        super().__init__(api_key, model=model, base_url=base_url, timeout=timeout, max_retries=max_retries)
+    def classify_error(self, status: int, headers: Mapping[str, str], body: str) -> LlmError:
+        return classify_error(status, headers, body, self._model)
 
     def build_call(self, context: Context) -> Tuple[HttpCall, Parser]:
-        from .._transport._request import HttpCall
-
-        model = self._model
-        body = build_request(context, model)
+        body = build_request(context, self._model, max_tokens=self._max_tokens, temperature=self._temperature)
         headers = {
             "content-type": "application/json",
             "accept": "text/event-stream",
             "x-goog-api-key": self._api_key or "",
         }
-
-        def classify(status: int, hdrs: Mapping[str, str], text_: str) -> LlmError:
-            return classify_error(status, hdrs, text_, model)
-
         call = HttpCall(
-            f"{self._base_url}/{_model_path(model)}:streamGenerateContent?alt=sse",
+            f"{self._base_url}/{_model_path(self._model)}:streamGenerateContent?alt=sse",
             headers,
-            json.dumps(body, ensure_ascii=False).encode("utf-8"),
+            json_body(body),
             # Lines, not SSE events: see the note above parse_events.
             framing="ndjson",
-            classify=classify,
         )
-        return call, _with_model(parse_events, model)
-
-
-def _with_model(parse: Parser, model: str) -> Parser:
-    def parse_for_model(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
-        try:
-            yield from parse(frames)
-        except LlmError as err:
-            if err.provider is None:
-                err.provider = PROVIDER_ID
-            if err.model is None:
-                err.model = model
-            raise
-
-    return parse_for_model
-
+        return call, parse_events

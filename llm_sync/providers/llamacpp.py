@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Mapping, Optional, TypeVar
 from urllib.parse import urlsplit
 
+from .._keys import setting
 from .._timeouts import TimeoutSpec
 from .openai_compatible import OpenAiCompatibleProvider
 
@@ -108,8 +109,6 @@ class LlamaCppProvider(OpenAiCompatibleProvider):
         extra_body: Optional[Mapping[str, Any]] = None,
         context_window: Optional[int] = None,
     ) -> None:
-        from .._keys import setting
-
         if base_url is None and isinstance(api_key, str) and "://" in api_key:
             # LlamaCppProvider("http://localhost:8080"): an address is never a key.
             base_url, api_key = api_key, None

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import uuid
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 from .._call import Parser
+from .._content import Audio, Image
+from .._content import Text as TextBlock
 from .._errors import (
     ApiError,
     InvalidApiKeyError,
@@ -17,37 +21,31 @@ from .._errors import (
     UnsupportedContentError,
     error_for_status,
     overflow_error,
+    stamp,
 )
-from .._json import loads_event
-from .._response import (
-    Done,
-    LlmResponse,
-    Start,
-    StopReason,
-    ToolRequestComplete,
-    ToolRequestStart,
-    Usage,
-    reasoning,
-    text,
-    tool_arg,
-)
+from .._keys import setting
+from .._messages import Assistant, Summary, System, ToolCallResultMessage, User
+from .._model import LlmModel
+from .._response import LlmResponse, StopReason, Usage, reasoning, text
+from .._retry import parse_retry_after
 from .._timeouts import TimeoutSpec
-from ._base import HttpProvider
+from .._transport._http import error_summary
+from .._transport._ndjson import UNTERMINATED
+from .._transport._request import HttpCall
+from ._base import HttpProvider, json_body
+from ._turn import HANDOFF_PREFIX, Turn, count, decode_event, stop_reason
+from .openai_compatible import OpenAiCompatibleProvider
 
 if TYPE_CHECKING:
     from .._context import Context
-    from .._model import LlmModel
-    from .._stream import LlmResponseStream
     from .._transport._frame import Frame
-    from .._transport._request import HttpCall
-from .._transport._ndjson import UNTERMINATED
 
 __all__ = [
     "DEFAULT_HOST",
     "OllamaProvider",
     "build_request",
     "classify_error",
-    "error_from_text",
+    "error_from_event",
     "ollama_host_url",
     "parse_events",
     "think_value",
@@ -55,7 +53,6 @@ __all__ = [
 
 DEFAULT_HOST = "http://localhost:11434"
 _DEFAULT_PORT = "11434"
-SUMMARY_PREFIX = "[Previous conversation handoff]\n\n"
 
 Think = Union[bool, str]
 
@@ -117,8 +114,6 @@ def _split_host_port(hostport: str) -> Tuple[Optional[str], str]:
 
 
 def _is_ip(text: str) -> bool:
-    import ipaddress
-
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -157,8 +152,6 @@ def build_request(
 
     An explicit ``think`` wins over the context's reasoning effort.
     """
-    from .._messages import Assistant, Summary, System, ToolCallResultMessage, User
-
     messages: List[Dict[str, Any]] = []
     for m in context.messages:
         if isinstance(m, User):
@@ -174,7 +167,7 @@ def build_request(
         elif isinstance(m, System):
             messages.append({"role": "system", "content": m.content})
         elif isinstance(m, Summary):
-            messages.append({"role": "user", "content": SUMMARY_PREFIX + m.content})
+            messages.append({"role": "user", "content": HANDOFF_PREFIX + m.content})
         # ChatMessage.Error is a note for the user, not for the model: it is left out.
     body: Dict[str, Any] = {"model": model, "messages": messages, "stream": True}
     if context.tools:
@@ -194,9 +187,6 @@ def build_request(
 
 
 def _user_message(m: Any) -> Dict[str, Any]:
-    from .._content import Audio, Image
-    from .._content import Text as TextBlock
-
     texts: List[str] = []
     images: List[str] = []
     for block in m.content:
@@ -207,8 +197,7 @@ def _user_message(m: Any) -> Dict[str, Any]:
         elif isinstance(block, Audio):
             raise UnsupportedContentError(
                 f"Ollama's /api/chat does not take audio input ({block.mime_type}); transcribe it "
-                "first or use a provider that accepts audio",
-                provider="ollama",
+                "first or use a provider that accepts audio"
             )
     out: Dict[str, Any] = {"role": "user", "content": "\n".join(texts)}
     if images:
@@ -236,50 +225,33 @@ def _assistant_message(m: Any) -> Dict[str, Any]:
 _STOP_REASONS = {"stop": StopReason.END_TURN, "length": StopReason.LENGTH}
 
 
-def parse_events(frames: Iterator[Frame], *, model: str = "") -> Iterator[LlmResponse]:
+def parse_events(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
     """Chunks from ``/api/chat`` NDJSON lines.
 
     Each line carries ``message.thinking`` / ``message.content`` deltas and, whole,
     ``message.tool_calls`` (arguments as a JSON object); the line with ``done: true``
     has ``done_reason`` and the token counts. ``{"error": "..."}`` lines raise.
     """
-    import uuid
-
-    loads = loads_event
-    started = False
-    tool_calls = 0
-    stream_id = uuid.uuid4().hex[:12]
+    turn = Turn()
+    calls = turn.calls
+    made = 0
+    stream_id = uuid.uuid4().hex[:12]  # Ollama gives a response no id of its own
     for frame in frames:
-        data = frame.data
         try:
-            event = loads(data)
-        except ValueError as exc:
-            if frame.message_type == UNTERMINATED:
-                # The body ended in the middle of its last line: a cut connection.
-                raise StreamInterruptedError(
-                    "the Ollama stream ended in the middle of a line (the connection was cut)",
-                    provider="ollama",
-                    model=model or None,
-                ) from None
-            raise JsonParsingError(
-                f"Ollama sent a line that is not valid JSON ({exc}): {data[:200]!r}",
-                provider="ollama",
-                model=model or None,
+            event = decode_event(frame)
+        except JsonParsingError:
+            if frame.message_type != UNTERMINATED:
+                raise
+            # The body ended in the middle of its last line: a cut connection.
+            raise StreamInterruptedError(
+                "the Ollama stream ended in the middle of a line (the connection was cut)"
             ) from None
-        if not isinstance(event, dict):
-            raise JsonParsingError(
-                f"Ollama sent a line that is not a JSON object: {data[:200]!r}",
-                provider="ollama",
-                model=model or None,
-            )
         err = event.get("error")
         if err is not None:
             message = err if isinstance(err, str) else json.dumps(err)
-            raise error_from_text(message, model=model, body=data, in_stream=True)
-        if not started:
-            started = True
-            # Ollama gives a response no id of its own.
-            yield Start(f"ollama-{stream_id}")
+            raise error_from_event(message, body=frame.data, in_stream=True)
+        if not turn.started:
+            yield turn.start(f"ollama-{stream_id}", "ollama-")
         msg = event.get("message")
         if msg:
             thinking = msg.get("thinking")
@@ -288,49 +260,31 @@ def parse_events(frames: Iterator[Frame], *, model: str = "") -> Iterator[LlmRes
             content = msg.get("content")
             if content:
                 yield text(content)
-            calls = msg.get("tool_calls")
-            if calls:
-                for call in calls:
-                    tool_calls += 1
-                    yield from _tool_call(call, f"call_{stream_id}_{tool_calls}")
+            for call in msg.get("tool_calls") or ():
+                made += 1
+                fn = call.get("function") or {}
+                args = fn.get("arguments")
+                if not isinstance(args, str):  # a str: an OpenAI-style server in front of Ollama
+                    args = json.dumps(args if args is not None else {}, ensure_ascii=False)
+                call_id = call.get("id") or f"call_{stream_id}_{made}"
+                yield from calls.open(call_id, call_id, fn.get("name") or "")
+                yield from calls.close(call_id, args)
         if event.get("done"):
-            prompt = event.get("prompt_eval_count")
-            output = event.get("eval_count")
+            prompt = count(event.get("prompt_eval_count"))
+            output = count(event.get("eval_count"))
             if prompt is not None or output is not None:
-                yield Usage(int(prompt or 0), int(output or 0))
+                turn.usage = Usage(prompt or 0, output or 0)
             raw = event.get("done_reason")
-            stop = _STOP_REASONS.get(raw, StopReason.UNKNOWN) if raw is not None else None
-            if tool_calls and raw in ("stop", None):
-                # Ollama says "stop" for a turn that ended in tool calls.
-                stop = StopReason.TOOL_CALLS
-            elif stop is None:
-                # Servers before done_reason existed: no word, so no claim of a clean end.
-                stop = StopReason.UNKNOWN
-            yield Done(stop, raw)
+            # Servers before done_reason existed give no word, so no claim of a clean end.
+            yield from turn.end(stop_reason(raw, _STOP_REASONS), raw)
             return
-
-
-def _tool_call(call: Any, made_up_id: str) -> Iterator[LlmResponse]:
-    from .._tools import ToolCallRequest
-
-    fn = call.get("function") or {}
-    name = fn.get("name") or ""
-    args = fn.get("arguments")
-    if isinstance(args, str):
-        args_text = args  # already JSON text (an OpenAI-style server in front of Ollama)
-    else:
-        args_text = json.dumps(args if args is not None else {}, ensure_ascii=False)
-    call_id = call.get("id") or made_up_id
-    yield ToolRequestStart(call_id, name)
-    yield tool_arg(call_id, args_text)
-    yield ToolRequestComplete(ToolCallRequest(call_id, name, args_text))
 
 
 # ---------------------------------------------------------------------------
 # Errors: Ollama's bodies and in-stream lines are {"error": "<text>"}.
 
 
-def error_from_text(
+def error_from_event(
     message: str,
     *,
     model: str = "",
@@ -340,7 +294,7 @@ def error_from_text(
     in_stream: bool = False,
 ) -> LlmError:
     """The typed error for an Ollama error text (a body's or an NDJSON line's)."""
-    kw: Dict[str, Any] = {"provider": "ollama", "model": model or None, "status": status, "body": body}
+    kw: Dict[str, Any] = {"status": status, "body": body}
     where = f"Ollama answered HTTP {status}" if status is not None else "Ollama reported an error"
     lower = message.lower()
     overflow = overflow_error(
@@ -352,9 +306,9 @@ def error_from_text(
     if overflow is not None:
         return overflow
     if "not found" in lower and "model" in lower and (status in (None, 404) or "pull" in lower):
-        name = model or "the model"
+        name = f"the model {model!r}" if model else "the model"
         return ApiError(
-            f"{where}: {message}; the model {name!r} is not on this Ollama server: run "
+            f"{where}: {message}; {name} is not on this Ollama server: run "
             f"`ollama pull {model or '<model>'}` or pick one that `ollama list` shows",
             **kw,
         )
@@ -375,14 +329,7 @@ def error_from_text(
                 "local server)",
                 **kw,
             )
-        return error_for_status(
-            status,
-            f"{where}: {message}",
-            provider="ollama",
-            model=model or None,
-            body=body,
-            retry_after=retry_after,
-        )
+        return error_for_status(status, f"{where}: {message}", body=body, retry_after=retry_after)
     if "unauthorized" in lower or "api key" in lower:
         return InvalidApiKeyError(f"{where}: {message}; check OLLAMA_API_KEY", **kw)
     if "rate limit" in lower or "too many requests" in lower:
@@ -395,11 +342,13 @@ def error_from_text(
 
 
 def classify_error(status: int, headers: Mapping[str, str], body: str, model: str = "") -> LlmError:
-    """The error for a non-2xx answer from Ollama."""
-    from .._retry import parse_retry_after
-    from .._transport._http import error_summary
+    """The typed error for a non-2xx answer from Ollama, naming the provider and ``model``."""
+    return stamp(_read_error(status, headers, body, model), "ollama", model or None)
 
-    return error_from_text(
+
+def _read_error(status: int, headers: Mapping[str, str], body: str, model: str = "") -> LlmError:
+    """The error for a non-2xx answer from Ollama."""
+    return error_from_event(
         error_summary(headers, body),
         model=model,
         status=status,
@@ -445,8 +394,6 @@ class OllamaProvider(HttpProvider):
         think: Optional[Think] = None,
         use_openai_api: bool = False,
     ) -> None:
-        from .._keys import setting
-
         raw = setting(base_url, "OLLAMA_HOST")
         host = ollama_host_url(raw) if raw and raw.strip().strip("\"'") else DEFAULT_HOST
         super().__init__(
@@ -462,7 +409,7 @@ class OllamaProvider(HttpProvider):
             raise TypeError(f"think must be True, False or a level such as 'high', got {think!r}")
         self._options: Dict[str, Any] = dict(options or {})
         self._think = think
-        self._openai: Optional[HttpProvider] = None
+        self._openai: Optional[OpenAiCompatibleProvider] = None
         if use_openai_api:
             self._openai = self._openai_delegate()
 
@@ -472,6 +419,18 @@ class OllamaProvider(HttpProvider):
     def options(self) -> Dict[str, Any]:
         """A copy of the Ollama runtime options sent with every request."""
         return dict(self._options)
+
+    @property
+    def max_tokens(self) -> Optional[int]:
+        """The ``num_predict`` option, when set."""
+        n = self._options.get("num_predict")
+        return n if isinstance(n, int) and not isinstance(n, bool) else None
+
+    @property
+    def temperature(self) -> Optional[float]:
+        """The ``temperature`` option, when set."""
+        t = self._options.get("temperature")
+        return float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else None
 
     @property
     def think(self) -> Optional[Think]:
@@ -494,11 +453,13 @@ class OllamaProvider(HttpProvider):
     def with_think(self, think: Optional[Think]) -> OllamaProvider:
         return self._rebuild(_think=think)
 
-    def with_temperature(self, temperature: float) -> OllamaProvider:
-        return self.with_options(temperature=temperature)
+    def with_temperature(self, temperature: Optional[float]) -> OllamaProvider:
+        """A copy with the ``temperature`` option (None removes it)."""
+        return self.with_options(temperature=self._check_temperature(temperature))
 
-    def with_max_tokens(self, max_tokens: int) -> OllamaProvider:
-        return self.with_options(num_predict=max_tokens)
+    def with_max_tokens(self, max_tokens: Optional[int]) -> OllamaProvider:
+        """A copy with the ``num_predict`` option (None removes it)."""
+        return self.with_options(num_predict=self._check_max_tokens(max_tokens))
 
     def with_model(self, model: str) -> OllamaProvider:
         if not model:
@@ -515,21 +476,11 @@ class OllamaProvider(HttpProvider):
             new._openai = new._openai_delegate()
         return new
 
-    def _openai_delegate(self) -> HttpProvider:
-        import importlib
-        import importlib.util
-
-        name = "llm_sync.providers.openai_compatible"
-        if importlib.util.find_spec(name) is None:
-            raise ValueError(
-                "use_openai_api=True needs llm_sync.providers.openai_compatible, which this "
-                "installation lacks; use the native API (the default)"
-            )
-        cls: Any = importlib.import_module(name).OpenAiCompatibleProvider
+    def _openai_delegate(self) -> OpenAiCompatibleProvider:
         # /v1 takes no Ollama options; the two it has a field for are carried over.
         temperature = self._options.get("temperature")
         max_tokens = self._options.get("num_predict")
-        return cls(  # type: ignore[no-any-return]
+        return OpenAiCompatibleProvider(
             self._api_key,
             model=self._model,
             base_url=f"{self._base_url}/v1",
@@ -548,38 +499,23 @@ class OllamaProvider(HttpProvider):
         return int(n) if isinstance(n, int) and not isinstance(n, bool) else None
 
     def model(self) -> Optional[LlmModel]:
-        from .._model import LlmModel
-
         return LlmModel(self.provider_id, self._model, display_name=f"Ollama {self._model}")
 
     # -- streaming ---------------------------------------------------------------
 
-    def stream_response(self, context: Context) -> LlmResponseStream:
+    def classify_error(self, status: int, headers: Mapping[str, str], body: str) -> LlmError:
         if self._openai is not None:
-            return self._openai.stream_response(context)
-        return super().stream_response(context)
+            return self._openai.classify_error(status, headers, body)
+        return classify_error(status, headers, body, self._model)
 
     def build_call(self, context: Context) -> Tuple[HttpCall, Parser]:
-        from .._transport._request import HttpCall
-
-        model = self._model
-        body = build_request(context, model, options=self._options, think=self._think)
+        if self._openai is not None:
+            return self._openai.build_call(context)
+        body = build_request(context, self._model, options=self._options, think=self._think)
         headers = {"content-type": "application/json", "accept": "application/x-ndjson"}
         if self._api_key:
             headers["authorization"] = f"Bearer {self._api_key}"
-
-        def classify(status: int, hdrs: Mapping[str, str], text: str) -> LlmError:
-            return classify_error(status, hdrs, text, model)
-
-        def parse(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
-            return parse_events(frames, model=model)
-
         call = HttpCall(
-            f"{self._base_url}/api/chat",
-            headers,
-            json.dumps(body, ensure_ascii=False).encode("utf-8"),
-            framing="ndjson",
-            classify=classify,
+            f"{self._base_url}/api/chat", headers, json_body(body), framing="ndjson"
         )
-        return call, parse
-
+        return call, parse_events

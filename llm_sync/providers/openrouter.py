@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, Dict, Mapping, Optional, TypeVar
 
 from .._timeouts import TimeoutSpec
-from .openai_compatible import OpenAiCompatibleProvider, build_request
+from ._chat import build_request
+from .openai_compatible import OpenAiCompatibleProvider
 
 if TYPE_CHECKING:
     from .._context import Context

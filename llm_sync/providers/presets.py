@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Dict, List, Optional, Type
 
-from .openai_compatible import OpenAiCompatibleProvider, SchemaTransform
+from ._chat import SchemaTransform
+from .openai_compatible import OpenAiCompatibleProvider
 
 __all__ = [
     "PRESETS",

@@ -42,8 +42,8 @@ from llm_sync.providers.bedrock import (
     build_request,
     classify_error,
     parse_events,
-    stream_exception,
 )
+from llm_sync.providers.bedrock import error_from_event as stream_exception
 
 CLAUDE = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 NOVA = "us.amazon.nova-lite-v1:0"

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 
-import llm_sync.codex as codex
+import llm_sync.providers.codex._oauth as codex
 from llm_sync import (
     ApiError,
     AssistantReasoning,
@@ -35,8 +35,12 @@ from llm_sync import (
     UnsupportedContentError,
 )
 from llm_sync._messages import EncryptedReasoningContent
-from llm_sync.codex import CredentialStore
-from llm_sync.providers.codex import DEFAULT_INSTRUCTIONS, CodexProvider, build_request
+from llm_sync.providers.codex import (
+    DEFAULT_INSTRUCTIONS,
+    CodexProvider,
+    CredentialStore,
+    build_request,
+)
 from tests.support.replay import kinds, split_every
 from tests.support.server import LoopbackServer, RecordedRequest, Reply
 
@@ -367,7 +371,7 @@ def test_audio_is_refused_before_sending(server: LoopbackServer) -> None:
 
 def test_custom_instructions_when_no_system_message() -> None:
     p = CodexProvider(jwt(), instructions="You write code.")
-    assert p.build_body(Context([ChatMessage.User("x")]))["instructions"] == "You write code."
+    assert p.request_body(Context([ChatMessage.User("x")]))["instructions"] == "You write code."
 
 
 # --- headers, identity, configuration -------------------------------------------------------
@@ -651,11 +655,10 @@ def test_in_stream_failures_are_typed(server: LoopbackServer) -> None:
 
 def test_an_in_stream_usage_limit_is_a_rate_limit_that_is_not_retried() -> None:
     from llm_sync import RateLimitedError
-    from llm_sync.providers.openai import error_from_event
+    from llm_sync.providers._responses import error_from_event
 
     err = error_from_event(
-        {"type": "usage_limit_reached", "message": "The usage limit has been reached", "resets_in_seconds": 13872},
-        provider="codex",
+        {"type": "usage_limit_reached", "message": "The usage limit has been reached", "resets_in_seconds": 13872}
     )
     assert isinstance(err, RateLimitedError)
     assert (err.retryable, err.resets_in_seconds) == (False, 13872.0)

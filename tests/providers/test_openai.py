@@ -32,12 +32,10 @@ from llm_sync import (
 )
 from llm_sync._messages import EncryptedReasoningContent
 from llm_sync._transport._frame import Frame
-from llm_sync.providers.openai import (
-    OpenAiProvider,
-    build_responses_body,
-    is_reasoning_model,
-    parse_responses_events,
-)
+from llm_sync.providers._responses import build_request as build_responses_body
+from llm_sync.providers._responses import is_reasoning_model
+from llm_sync.providers._responses import parse_events as parse_responses_events
+from llm_sync.providers.openai import OpenAiProvider
 from tests.support.replay import kinds, stream_body
 from tests.support.server import LoopbackServer, Reply
 
@@ -358,9 +356,9 @@ def test_org_and_project_headers_for_openai_host(
     p = OpenAiProvider(KEY)
     assert p.base_url == "https://api.openai.com/v1"
     assert p.model_name == "gpt-4.1"
-    h = p.headers()
+    h = p.request_headers()
     assert (h["openai-organization"], h["openai-project"]) == ("org-env", "proj-env")
-    assert "openai-organization" not in p.with_base_url("https://example.test/v1").headers()
+    assert "openai-organization" not in p.with_base_url("https://example.test/v1").request_headers()
 
 
 def test_from_env_and_missing_key(

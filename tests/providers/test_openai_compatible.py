@@ -30,13 +30,8 @@ from llm_sync import (
     UnsupportedContentError,
 )
 from llm_sync._transport._frame import Frame
-from llm_sync.providers.openai_compatible import (
-    OpenAiCompatibleProvider,
-    ToolCallCollector,
-    build_request,
-    parse_events,
-    usage_from,
-)
+from llm_sync.providers._chat import ToolCallCollector, build_request, parse_events, usage_from
+from llm_sync.providers.openai_compatible import OpenAiCompatibleProvider
 from tests.support.replay import kinds, only, split_every, stream_body
 from tests.support.server import LoopbackServer, Reply, sse
 

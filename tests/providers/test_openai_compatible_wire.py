@@ -19,7 +19,8 @@ from llm_sync import (
     RateLimitedError,
     StopReason,
 )
-from llm_sync.providers.openai_compatible import FINISH_REASONS, OpenAiCompatibleProvider
+from llm_sync.providers._chat import FINISH_REASONS
+from llm_sync.providers.openai_compatible import OpenAiCompatibleProvider
 from tests.support.replay import split_every, stream_body
 from tests.support.server import LoopbackServer
 

@@ -1,36 +1,63 @@
-"""The Codex backend of a ChatGPT subscription (``POST {base}/responses``, Responses events): ``CodexProvider``."""
+"""The Codex backend of a ChatGPT subscription (``POST {base}/responses``, Responses events): ``CodexProvider``.
+
+Sign-in (``login``), the credential store and token refresh live in ``_oauth``; the
+names a caller needs are exported here.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any, Dict, Iterator, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple, Union
 
-from .._call import Parser
-from .._errors import ApiError, InvalidApiKeyError, LlmError, OAuthError, RateLimitedError
-from .._redact import mask, register_secret
-from ._base import HttpProvider
-from .openai import build_responses_body, parse_responses_events
-from .openai import classify_error as responses_classify_error
+from ..._call import Parser
+from ..._errors import (
+    ApiError,
+    InvalidApiKeyError,
+    LlmError,
+    OAuthError,
+    RateLimitedError,
+    overflow_error,
+)
+from ..._redact import mask
+from ..._transport._http import error_summary
+from ..._transport._request import HttpCall
+from .._base import HttpProvider, json_body
+from .._responses import build_request as build_responses_request
+from .._responses import classify_error as responses_classify_error
+from .._responses import parse_events
+from .._turn import OVERFLOW_HINT
+from ._oauth import (
+    CodexCredentials,
+    CredentialStore,
+    OAuthEndpoints,
+    TokenManager,
+    account_id_from_token,
+    default_store,
+    has_credentials,
+    login,
+    token_manager,
+)
 
 if TYPE_CHECKING:
     import os
 
-    from .._context import Context
-    from .._response import LlmResponse
-    from .._timeouts import TimeoutSpec
-    from .._transport._frame import Frame
-    from .._transport._request import HttpCall
-    from ..codex import CodexCredentials, CredentialStore, OAuthEndpoints, TokenManager
+    from ..._context import Context
+    from ..._timeouts import TimeoutSpec
 
 __all__ = [
     "DEFAULT_INSTRUCTIONS",
+    "CodexCredentials",
     "CodexProvider",
+    "CredentialStore",
+    "OAuthEndpoints",
+    "TokenManager",
     "build_request",
     "classify_error",
+    "default_store",
     "has_credentials",
     "login",
-    "parse_events",
+    "token_manager",
 ]
 
 #: Sent when the context has no System message: the backend refuses a request without
@@ -53,7 +80,7 @@ def build_request(
     reasoning effort ``medium`` unless the context sets one, tools without
     ``strict``, text verbosity ``medium``, ``prompt_cache_key`` from the context.
     """
-    body = build_responses_body(
+    body = build_responses_request(
         context,
         model,
         reasoning_model=f"codex:{model}",
@@ -66,11 +93,6 @@ def build_request(
         body["instructions"] = instructions
     body["text"] = {"format": {"type": "text"}, "verbosity": "medium"}
     return body
-
-
-def parse_events(frames: Iterator[Frame], model: Optional[str] = None) -> Iterator[LlmResponse]:
-    """Codex stream events are Responses events: the OpenAI parser, labelled Codex."""
-    return parse_responses_events(frames, provider="codex", model=model, label="Codex")
 
 
 def _duration(seconds: float) -> str:
@@ -89,8 +111,8 @@ def classify_error(
     status: int,
     headers: Mapping[str, str],
     body: str,
-    model: Optional[str],
     *,
+    model: Optional[str] = None,
     token_hint: str = LOGIN_HINT,
 ) -> LlmError:
     """The typed error for a non-2xx answer from the Codex backend.
@@ -106,7 +128,7 @@ def classify_error(
     except ValueError:
         parsed = None
     err = parsed.get("error") if isinstance(parsed, dict) else None
-    kw: Dict[str, Any] = {"provider": "codex", "model": model, "status": status, "body": body}
+    kw: Dict[str, Any] = {"status": status, "body": body}
     if isinstance(err, dict) and err.get("type") in ("usage_limit_reached", "usage_not_included"):
         message = str(err.get("message") or "The usage limit has been reached")
         plan = err.get("plan_type")
@@ -130,8 +152,6 @@ def classify_error(
             **kw,
         )
     if status in (401, 403):
-        from .._transport._http import error_summary
-
         return InvalidApiKeyError(
             f"Codex rejected the ChatGPT token (HTTP {status}): {error_summary(headers, body)}; {token_hint}",
             **kw,
@@ -140,40 +160,15 @@ def classify_error(
         detail = parsed["detail"]
         text = detail if isinstance(detail, str) else json.dumps(detail)
         if status < 500 and status != 429:
-            from .._errors import overflow_error
-
             over = overflow_error(
-                text,
-                f"the prompt does not fit the model's context window: {text}; shorten the "
-                "conversation (Context.with_compacted_summary) or use a model with a larger window",
-                **kw,
+                text, f"the prompt does not fit the model's context window: {text}; {OVERFLOW_HINT}", **kw
             )
             if over is not None:
                 return over
             return ApiError(f"Codex refused the request (HTTP {status}): {text}", **kw)
     return responses_classify_error(
-        status,
-        headers,
-        body,
-        model,
-        provider="codex",
-        label="Codex",
-        key_variable="the ChatGPT sign-in",
+        status, headers, body, model=model, label="Codex", key_variable="the ChatGPT sign-in"
     )
-
-
-def login(open_browser: bool = True, device_code: bool = False, **kwargs: Any) -> CodexCredentials:
-    """``llm_sync.codex.login`` (kept here too: the CLI looks for it next to the provider)."""
-    from ..codex import login as _login
-
-    return _login(open_browser, device_code, **kwargs)
-
-
-def has_credentials() -> bool:
-    """True when a ChatGPT sign-in is stored (llm_sync's own or the Codex CLI's)."""
-    from ..codex import has_credentials as _has
-
-    return _has()
 
 
 class CodexProvider(HttpProvider):
@@ -181,7 +176,7 @@ class CodexProvider(HttpProvider):
 
     Credentials come from ``api_key`` (an access token used as is, never
     refreshed), else ``credentials`` (a ``CredentialStore`` or the path of a
-    credential file), else ``llm_sync.codex.default_store()``: llm_sync's own
+    credential file), else :func:`default_store`: llm_sync's own
     sign-in, or the Codex CLI's ``$CODEX_HOME/auth.json``. Stored tokens are
     refreshed when expired and once after a 401. ``issuer`` (or ``endpoints``)
     points the refresh at another authorization server. ``account_id`` overrides
@@ -212,8 +207,6 @@ class CodexProvider(HttpProvider):
         instructions: str = DEFAULT_INSTRUCTIONS,
         originator: str = "codex_cli_rs",
     ) -> None:
-        from ..codex import CredentialStore, OAuthEndpoints
-
         super().__init__(
             api_key, model=model, base_url=base_url, timeout=timeout, max_retries=max_retries
         )
@@ -248,14 +241,10 @@ class CodexProvider(HttpProvider):
             return None
         if self._store is not None:
             return self._store
-        from ..codex import default_store
-
         return default_store()
 
     def _manager(self) -> Optional[TokenManager]:
         """The shared token manager, or None for a fixed ``api_key``; OAuthError without a sign-in."""
-        from ..codex import token_manager
-
         store = self.credential_store
         if store is None:
             return None
@@ -269,7 +258,22 @@ class CodexProvider(HttpProvider):
             )
         return token_manager(store, self._endpoints)
 
-    def headers(self, access_token: str, account_id: Optional[str]) -> Dict[str, str]:
+    def _check_max_tokens(self, v: Optional[int]) -> Optional[int]:
+        if v is not None:
+            raise ValueError(
+                "the Codex backend takes no max_tokens (it refuses max_output_tokens with a 400); "
+                "leave it unset"
+            )
+        return None
+
+    def _check_temperature(self, v: Optional[float]) -> Optional[float]:
+        if v is not None:
+            raise ValueError(
+                "the Codex backend serves reasoning models, which take no temperature; leave it unset"
+            )
+        return None
+
+    def request_headers(self, access_token: str, account_id: Optional[str]) -> Dict[str, str]:
         """The request headers for ``access_token`` (secret: never log them)."""
         h = {
             "authorization": f"Bearer {access_token}",
@@ -283,36 +287,27 @@ class CodexProvider(HttpProvider):
             h["chatgpt-account-id"] = account
         return h
 
-    def build_body(self, context: Context) -> Dict[str, Any]:
+    def request_body(self, context: Context) -> Dict[str, Any]:
         """The request body for ``context`` (what ``stream_response`` sends)."""
         return build_request(context, self._model, instructions=self._instructions)
 
+    def classify_error(self, status: int, headers: Mapping[str, str], body: str) -> LlmError:
+        hint = LOGIN_HINT if self._api_key is None else "pass a current ChatGPT access token as api_key="
+        return classify_error(status, headers, body, model=self._model, token_hint=hint)
+
     def build_call(self, context: Context) -> Tuple[HttpCall, Parser]:
-        from .._transport._request import HttpCall
-        from ..codex import account_id_from_token
-
-        body = json.dumps(self.build_body(context), ensure_ascii=False).encode("utf-8")
-        model = self._model
+        body = json_body(self.request_body(context))
         manager = self._manager()
-        hint = LOGIN_HINT if manager is not None else "pass a current ChatGPT access token as api_key="
-
-        def classify(status: int, headers: Mapping[str, str], text: str) -> LlmError:
-            return classify_error(status, headers, text, model, token_hint=hint)
-
-        def parse(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
-            return parse_events(frames, model)
-
         url = f"{self._base_url}/responses"
         if manager is None:
             assert self._api_key is not None  # no manager means a fixed access token
-            register_secret(self._api_key)
-            headers = self.headers(self._api_key, account_id_from_token(self._api_key))
-            return HttpCall(url, headers, body, framing="sse", classify=classify), parse
+            headers = self.request_headers(self._api_key, account_id_from_token(self._api_key))
+            return HttpCall(url, headers, body, framing="sse"), parse_events
 
         def prepare(call: HttpCall) -> HttpCall:
             # Per attempt: a retry after a long backoff may need a refreshed token.
             creds = manager.credentials()
-            return call.replace(headers=self.headers(creds.access_token, creds.header_account_id()))
+            return call.replace(headers=self.request_headers(creds.access_token, creds.header_account_id()))
 
         def on_unauthorized(sent: HttpCall) -> bool:
             # The server refused a token we believed valid (revoked, or refreshed
@@ -321,13 +316,5 @@ class CodexProvider(HttpProvider):
             return True
 
         # The backend may answer without an SSE content type; the framing says SSE regardless.
-        call = HttpCall(
-            url,
-            {},
-            body,
-            framing="sse",
-            classify=classify,
-            prepare=prepare,
-            on_unauthorized=on_unauthorized,
-        )
-        return call, parse
+        call = HttpCall(url, {}, body, framing="sse", prepare=prepare, on_unauthorized=on_unauthorized)
+        return call, parse_events

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import IO, Any, Callable, Dict, Mapping, Optional, Tuple, Union
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from ._errors import OAuthError
-from ._redact import mask, register_secret
+from ..._errors import OAuthError
+from ..._redact import mask, register_secret
 
 __all__ = [
     "CLIENT_ID",

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
-import os
-import threading
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    Dict,
-    Iterator,
-    List,
-    Mapping,
-    Optional,
-    Sequence,
-    Tuple,
-)
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import quote
 
-from .._call import Parser
-from .._errors import (
+from ..._call import Parser
+from ..._content import Audio, Image
+from ..._content import Text as TextBlock
+from ..._errors import (
     ApiError,
     ApiRequestError,
     InvalidApiKeyError,
-    JsonParsingError,
     LlmError,
     MissingApiKeyError,
     RateLimitedError,
@@ -32,56 +23,56 @@ from .._errors import (
     UnsupportedContentError,
     error_for_status,
     overflow_error,
+    stamp,
 )
-from .._json import loads_event
-from .._keys import setting
-from .._redact import mask, register_secret
-from .._response import (
-    Done,
-    EncryptedReasoning,
-    LlmResponse,
-    Start,
-    StopReason,
-    ToolRequestComplete,
-    ToolRequestStart,
-    Usage,
-    reasoning,
-    text,
-    tool_arg,
+from ..._keys import setting
+from ..._messages import Assistant, Error, Summary, System, ToolCallResultMessage, User
+from ..._redact import mask, register_secret
+from ..._response import EncryptedReasoning, LlmResponse, StopReason, Usage, reasoning, text
+from ..._retry import parse_retry_after
+from ..._timeouts import TimeoutSpec
+from ..._tools import ToolCallError
+from ..._transport._http import error_summary
+from ..._transport._request import HttpCall
+from .._base import HttpProvider, json_body
+from .._turn import (
+    ANSWER_ROOM,
+    HANDOFF_PREFIX,
+    OVERFLOW_HINT,
+    THINKING_BUDGETS,
+    Turn,
+    count,
+    decode_event,
+    stop_reason,
 )
-from .._timeouts import TimeoutSpec
-from ._base import HttpProvider
+from ._auth import (
+    INSTALL_HINT,
+    AwsCredentials,
+    Signer,
+    botocore_available,
+    import_botocore,
+    profile_region,
+    region_from_url,
+)
 
 if TYPE_CHECKING:
-    from .._context import Context
-    from .._messages import ChatMessage
-    from .._reasoning import ReasoningEffort
-    from .._tools import ToolDefinition
-    from .._transport._frame import Frame
-    from .._transport._request import HttpCall
+    from ..._context import Context
+    from ..._messages import ChatMessage
+    from ..._reasoning import ReasoningEffort
+    from ..._tools import ToolDefinition
+    from ..._transport._frame import Frame
 
 __all__ = [
     "AwsCredentials",
     "BedrockProvider",
     "build_request",
     "classify_error",
+    "error_from_event",
     "parse_events",
-    "stream_exception",
+    "usage_from",
 ]
 
-_INSTALL_HINT = (
-    "signing Bedrock requests with AWS credentials needs botocore: "
-    "pip install 'llm-sync[bedrock]', or use a Bedrock API key instead "
-    "(api_key= or AWS_BEARER_TOKEN_BEDROCK), which needs no extra"
-)
-_SERVICE = "bedrock"  # the SigV4 signing name of bedrock-runtime
-
-# Claude's thinking budget per effort, as the Anthropic provider maps it.
-_THINKING_BUDGET = {"low": 1024, "medium": 4096, "high": 10240, "xhigh": 10240}
-# Room left for the visible answer when a thinking budget raises max tokens.
-_ANSWER_ROOM = 1024
-
-_HANDOFF = "[Previous conversation handoff]\n\n"
+DEFAULT_MAX_TOKENS = 16384
 
 # MIME type -> Converse image format; anything else is sent as png (the reference's rule).
 _IMAGE_FORMATS = {
@@ -91,197 +82,6 @@ _IMAGE_FORMATS = {
     "image/gif": "gif",
     "image/webp": "webp",
 }
-
-
-# ---------------------------------------------------------------------------
-# Credentials
-
-
-class AwsCredentials:
-    """Static AWS credentials: an access key id, its secret, and a session token for temporary keys.
-
-    The secret and the token are registered for redaction and never shown in ``repr``.
-    """
-
-    __slots__ = ("access_key_id", "secret_access_key", "session_token")
-
-    def __init__(
-        self, access_key_id: str, secret_access_key: str, session_token: Optional[str] = None
-    ) -> None:
-        if not access_key_id or not secret_access_key:
-            raise ValueError("AwsCredentials needs both access_key_id and secret_access_key")
-        self.access_key_id = access_key_id
-        self.secret_access_key = secret_access_key
-        self.session_token = session_token or None
-        register_secret(secret_access_key)
-        register_secret(self.session_token)
-
-    @classmethod
-    def coerce(cls, value: Any) -> Any:
-        """``AwsCredentials`` from a tuple ``(key, secret[, token])`` or a mapping; botocore objects pass."""
-        if value is None or isinstance(value, AwsCredentials):
-            return value
-        if hasattr(value, "get_frozen_credentials"):
-            return value  # a botocore Credentials object: it refreshes itself
-        if isinstance(value, Mapping):
-            def pick(*names: str) -> Optional[str]:
-                for n in names:
-                    if value.get(n):
-                        return str(value[n])
-                return None
-
-            key = pick("access_key_id", "aws_access_key_id", "AccessKeyId", "access_key")
-            secret = pick("secret_access_key", "aws_secret_access_key", "SecretAccessKey", "secret_key")
-            token = pick("session_token", "aws_session_token", "SessionToken", "token")
-            if key is None or secret is None:
-                raise ValueError(
-                    "credentials= mapping needs access_key_id and secret_access_key "
-                    "(and optionally session_token)"
-                )
-            return cls(key, secret, token)
-        if isinstance(value, (tuple, list)) and len(value) in (2, 3):
-            return cls(*value)
-        raise TypeError(
-            "credentials= takes AwsCredentials, a (access_key_id, secret_access_key[, "
-            f"session_token]) tuple, a mapping or a botocore Credentials object, not {type(value).__name__}"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AwsCredentials):
-            return NotImplemented
-        return (self.access_key_id, self.secret_access_key, self.session_token) == (
-            other.access_key_id,
-            other.secret_access_key,
-            other.session_token,
-        )
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __getstate__(self) -> Tuple[str, str, Optional[str]]:
-        return (self.access_key_id, self.secret_access_key, self.session_token)
-
-    def __setstate__(self, state: Tuple[str, str, Optional[str]]) -> None:
-        self.__init__(*state)  # type: ignore[misc]
-
-    def __repr__(self) -> str:
-        token = ", session_token=***" if self.session_token else ""
-        return f"AwsCredentials({self.access_key_id!r}, secret_access_key={mask(self.secret_access_key)!r}{token})"
-
-
-def _import_botocore() -> Any:
-    try:
-        import botocore.auth
-        import botocore.awsrequest
-        import botocore.credentials
-        import botocore.exceptions
-        import botocore.session
-    except ImportError:
-        raise ApiRequestError(_INSTALL_HINT) from None
-    return botocore
-
-
-def _botocore_available() -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec("botocore") is not None
-    except (ImportError, ValueError):
-        return False
-
-
-class _Signer:
-    """Resolves AWS credentials once per process (the botocore chain, or static keys) and signs.
-
-    Shared by copies of a provider; pickling keeps only the configuration, and a
-    forked child resolves its own credentials (a refresh lock held at fork time
-    would otherwise never be released in the child).
-    """
-
-    def __init__(self, static: Any, profile: Optional[str]) -> None:
-        self.static = static
-        self.profile = profile
-        self._lock = threading.Lock()
-        self._source: Any = None
-        self._pid = 0
-
-    def __getstate__(self) -> Dict[str, Any]:
-        return {"static": self.static, "profile": self.profile}
-
-    def __setstate__(self, state: Dict[str, Any]) -> None:
-        self.__init__(state["static"], state["profile"])  # type: ignore[misc]
-
-    def _credentials(self, botocore: Any) -> Any:
-        """Frozen (access key, secret, token) credentials, refreshed by botocore when due."""
-        static = self.static
-        if isinstance(static, AwsCredentials):
-            return botocore.credentials.ReadOnlyCredentials(
-                static.access_key_id, static.secret_access_key, static.session_token
-            )
-        source = self._source
-        if source is None or self._pid != os.getpid():
-            with self._lock:
-                if self._source is None or self._pid != os.getpid():
-                    self._source = static if static is not None else self._resolve(botocore)
-                    self._pid = os.getpid()
-                source = self._source
-        try:
-            frozen = source.get_frozen_credentials()
-        except botocore.exceptions.BotoCoreError as exc:
-            raise InvalidApiKeyError(
-                f"refreshing the AWS credentials for Bedrock failed: {exc}; sign in again "
-                "(aws sso login) or check the credential source"
-            ) from exc
-        register_secret(frozen.secret_key)
-        register_secret(frozen.token)
-        return frozen
-
-    def _resolve(self, botocore: Any) -> Any:
-        try:
-            session = botocore.session.Session(profile=self.profile)
-            found = session.get_credentials()
-        except botocore.exceptions.ProfileNotFound as exc:
-            raise MissingApiKeyError(
-                f"the AWS profile for Bedrock does not exist: {exc}; check profile= or AWS_PROFILE",
-                variable="AWS_PROFILE",
-            ) from exc
-        except botocore.exceptions.BotoCoreError as exc:
-            raise ApiRequestError(f"loading AWS credentials for Bedrock failed: {exc}") from exc
-        if found is None:
-            raise MissingApiKeyError(
-                "no AWS credentials for Bedrock: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                "or AWS_PROFILE (or pass profile= / credentials=), or use a Bedrock API key "
-                "(AWS_BEARER_TOKEN_BEDROCK or api_key=)",
-                variable="AWS_ACCESS_KEY_ID",
-            )
-        return found
-
-    def sign(self, region: str, method: str, url: str, headers: Mapping[str, str], body: bytes) -> Dict[str, str]:
-        """``headers`` plus the SigV4 ``Authorization``, ``X-Amz-Date`` (and session token) for this moment."""
-        botocore = _import_botocore()
-        creds = self._credentials(botocore)
-        request = botocore.awsrequest.AWSRequest(method=method, url=url, data=body, headers=dict(headers))
-        botocore.auth.SigV4Auth(creds, _SERVICE, region).add_auth(request)
-        return dict(request.headers.items())
-
-
-def _profile_region(profile: Optional[str]) -> Optional[str]:
-    """The region of the AWS profile (``~/.aws/config``), when botocore is there to read it."""
-    if not _botocore_available():
-        return None
-    try:
-        import botocore.session
-
-        region = botocore.session.Session(profile=profile).get_config_variable("region")
-    except Exception:  # a broken config file must not stop an explicit endpoint
-        return None
-    return str(region) if region else None
-
-
-def _region_from_url(url: str) -> Optional[str]:
-    import re
-
-    m = re.search(r"bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.", url)
-    return m.group(1) if m else None
 
 
 # ---------------------------------------------------------------------------
@@ -295,9 +95,6 @@ def _is_claude(model: str) -> bool:
 
 
 def _image_block(data: str, mime_type: str) -> Dict[str, Any]:
-    import base64
-    import binascii
-
     try:
         # Converse JSON carries blobs as base64 text, which the block already holds;
         # decoding here only catches bad data before Bedrock does, with a clearer message.
@@ -339,9 +136,6 @@ def _reasoning_blocks(content: str) -> List[Dict[str, Any]]:
 
 
 def _user_blocks(content: Sequence[Any]) -> List[Dict[str, Any]]:
-    from .._content import Audio, Image
-    from .._content import Text as TextBlock
-
     blocks: List[Dict[str, Any]] = []
     for block in content:
         if isinstance(block, TextBlock):
@@ -363,7 +157,7 @@ def build_request(
     tools: Sequence[ToolDefinition] = (),
     *,
     model: str,
-    max_tokens: int = 16384,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
     temperature: Optional[float] = None,
     reasoning_effort: Optional[ReasoningEffort] = None,
 ) -> Dict[str, Any]:
@@ -375,9 +169,6 @@ def build_request(
     requires. Reasoning saved by this provider for ``model`` is replayed with its
     signature; reasoning from another model is left out.
     """
-    from .._messages import Assistant, Error, Summary, System, ToolCallResultMessage, User
-    from .._tools import ToolCallError
-
     identity = f"bedrock:{model}"
     system: List[Dict[str, Any]] = []
     out: List[Dict[str, Any]] = []
@@ -422,7 +213,7 @@ def build_request(
         elif isinstance(m, Error):
             add("user", [{"text": f"Error: {m.message}"}])
         elif isinstance(m, Summary):
-            add("user", [{"text": _HANDOFF + m.content}])
+            add("user", [{"text": HANDOFF_PREFIX + m.content}])
         else:
             raise UnsupportedContentError(f"Bedrock cannot send a {type(m).__name__} message")
 
@@ -433,9 +224,9 @@ def build_request(
     thinking = reasoning_effort is not None and _is_claude(model)
     if thinking:
         assert reasoning_effort is not None
-        budget = _THINKING_BUDGET[reasoning_effort.value]
+        budget = THINKING_BUDGETS[reasoning_effort.value]
         if max_tokens <= budget:
-            inference["maxTokens"] = budget + _ANSWER_ROOM
+            inference["maxTokens"] = budget + ANSWER_ROOM
         # Claude refuses a temperature other than 1 with thinking on, so none is sent.
         body["additionalModelRequestFields"] = {"thinking": {"type": "enabled", "budget_tokens": budget}}
     elif temperature is not None:
@@ -505,20 +296,20 @@ def _json_message(body: str) -> Tuple[Optional[str], Optional[str]]:
 
 
 def classify_error(status: int, headers: Mapping[str, str], body: str, model: Optional[str] = None) -> LlmError:
-    """The typed error for a non-2xx Bedrock answer (body ``{"message"}``, type in ``x-amzn-ErrorType``)."""
-    from .._retry import parse_retry_after
-    from .._transport._http import error_summary
+    """The typed error for a non-2xx Bedrock answer, naming the provider and ``model``."""
+    return stamp(_read_error(status, headers, body, model), "bedrock", model or None)
 
+
+def _read_error(status: int, headers: Mapping[str, str], body: str, model: Optional[str] = None) -> LlmError:
+    """The typed error for a non-2xx Bedrock answer (body ``{"message"}``, type in ``x-amzn-ErrorType``)."""
     message, body_type = _json_message(body)
     kind = (_header(headers, "x-amzn-ErrorType") or body_type or "").split(":", 1)[0].strip()
     if message is None:
         message = error_summary(headers, body)
     what = f"Bedrock answered HTTP {status}" + (f" {kind}" if kind else "")
-    kw: Dict[str, Any] = {"provider": "bedrock", "model": model, "status": status, "body": body}
+    kw: Dict[str, Any] = {"status": status, "body": body}
     found = overflow_error(
-        message,
-        f"{what}: {message}; the prompt does not fit the model's context window, compact the conversation",
-        **kw,
+        message, f"{what}: {message}; the prompt does not fit the model's context window: {OVERFLOW_HINT}", **kw
     )
     if found is not None:
         return found
@@ -532,12 +323,10 @@ def classify_error(status: int, headers: Mapping[str, str], body: str, model: Op
         return InvalidApiKeyError(text_, **kw)
     if kind in ("ServiceUnavailableException", "InternalServerException", "ModelNotReadyException"):
         return ServerError(text_, retry_after=retry_after, **kw)
-    return error_for_status(
-        status, text_, provider="bedrock", model=model, body=body, retry_after=retry_after
-    )
+    return error_for_status(status, text_, body=body, retry_after=retry_after)
 
 
-def stream_exception(frame: Frame) -> LlmError:
+def error_from_event(frame: Frame) -> LlmError:
     """The typed error for an event-stream ``exception`` (or ``error``) message."""
     name = frame.event or "unknown"
     message: Optional[str] = None
@@ -561,7 +350,7 @@ def stream_exception(frame: Frame) -> LlmError:
     if original:
         message = f"{message} ({original})"
     what = f"Bedrock stream {name}: {message}"
-    kw: Dict[str, Any] = {"provider": "bedrock", "body": frame.data or None}
+    kw: Dict[str, Any] = {"body": frame.data or None}
     key = name[:1].lower() + name[1:]  # the HTTP names are capitalised; the stream's are not
     if key == "throttlingException":
         return RateLimitedError(what, **kw)
@@ -569,9 +358,7 @@ def stream_exception(frame: Frame) -> LlmError:
         return ServerError(what, **kw)
     if key == "modelTimeoutException":
         return RequestTimeoutError(what, phase="server", **kw)
-    found = overflow_error(
-        message, f"{what}; the prompt does not fit the model's context window, compact the conversation", **kw
-    )
+    found = overflow_error(message, f"{what}; the prompt does not fit the model's context window: {OVERFLOW_HINT}", **kw)
     if found is not None:
         return found
     if key == "modelStreamErrorException":
@@ -596,22 +383,23 @@ _STOP_REASONS = {
 }
 
 
-def _count(usage: Mapping[str, Any], key: str) -> Optional[int]:
-    v = usage.get(key)
-    if isinstance(v, int) and not isinstance(v, bool):
-        return max(v, 0)
-    return None
+# The events that open a turn: anything else before them (a ping, an event type
+# yet to come) is not a sign of life for the first-event timeout.
+_TURN_EVENTS = frozenset(
+    {"messageStart", "contentBlockStart", "contentBlockDelta", "contentBlockStop", "messageStop", "metadata"}
+)
 
 
-def _usage(usage: Any) -> Optional[Usage]:
+def usage_from(usage: Any) -> Optional[Usage]:
+    """The ``Usage`` of a ``metadata`` event's usage, with cache reads and writes counted as input."""
     if not isinstance(usage, dict):
         return None
-    prompt = _count(usage, "inputTokens") or 0
-    output = _count(usage, "outputTokens") or 0
-    read = _count(usage, "cacheReadInputTokens")
-    write = _count(usage, "cacheWriteInputTokens")
+    prompt = count(usage.get("inputTokens")) or 0
+    output = count(usage.get("outputTokens")) or 0
+    read = count(usage.get("cacheReadInputTokens"))
+    write = count(usage.get("cacheWriteInputTokens"))
     cached = (read or 0) + (write or 0)
-    total = _count(usage, "totalTokens")
+    total = count(usage.get("totalTokens"))
     # Bedrock reports cache reads and writes apart from inputTokens (totalTokens adds
     # all four). Should a model ever count them inside inputTokens, the total shows it.
     if cached and not (total is not None and total == prompt + output):
@@ -619,35 +407,19 @@ def _usage(usage: Any) -> Optional[Usage]:
     return Usage(prompt, output, read, write)
 
 
-def _finish(
-    tools: Dict[int, List[Any]],
-    thinking: Dict[int, Dict[str, Any]],
-    message_id: str,
-    usage: Optional[Usage],
-    stop: Tuple[StopReason, str],
-) -> Iterator[LlmResponse]:
-    from .._tools import ToolCallRequest
-
-    for index in sorted(tools):
-        call_id, name, parts = tools[index]
-        yield ToolRequestComplete(ToolCallRequest(call_id, name, "".join(parts)))
-    tools.clear()
+def _end(turn: Turn, thinking: Dict[int, Dict[str, Any]], stop: Tuple[StopReason, str]) -> List[LlmResponse]:
     saved = []
     for index in sorted(thinking):
         block = thinking[index]
         if block["redacted"]:
-            import base64
-
             # Pieces of one block are pieces of one blob: join the bytes, not the base64 texts.
             blob = b"".join(base64.b64decode(piece) for piece in block["redacted"])
             saved.append({"redactedContent": base64.b64encode(blob).decode("ascii")})
         elif block["signature"]:
             saved.append({"text": "".join(block["text"]), "signature": block["signature"]})
     if saved:
-        yield EncryptedReasoning(message_id, json.dumps({"blocks": saved}, separators=(",", ":")))
-    if usage is not None:
-        yield usage
-    yield Done(stop[0], stop[1])
+        turn.encrypted = EncryptedReasoning(turn.message_id, json.dumps({"blocks": saved}, separators=(",", ":")))
+    return turn.end(*stop)
 
 
 def parse_events(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
@@ -658,27 +430,21 @@ def parse_events(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
     carry a signature or redacted content are saved as one ``EncryptedReasoning``
     (JSON ``{"blocks": [...]}``) that :func:`build_request` replays.
     """
-    import uuid
-
-    loads = loads_event
-    message_id = ""
-    tools: Dict[int, List[Any]] = {}  # block index -> [id, name, argument parts]
+    turn = Turn()
+    calls = turn.calls
     thinking: Dict[int, Dict[str, Any]] = {}  # block index -> text parts, signature, redacted parts
-    usage: Optional[Usage] = None
     have_usage = False
     stop: Optional[Tuple[StopReason, str]] = None
     for frame in frames:
         if frame.message_type != "event":
-            raise stream_exception(frame)
+            raise error_from_event(frame)
         name = frame.event
-        try:
-            event = loads(frame.data)
-        except ValueError as exc:
-            raise JsonParsingError(f"Bedrock {name or 'unnamed'} event is not valid JSON: {exc}") from None
-        if not message_id:
+        event = decode_event(frame)
+        if not turn.started:
+            if name not in _TURN_EVENTS:
+                continue
             # ConverseStream carries no message id; the request id is only in the HTTP headers.
-            message_id = f"bedrock-{uuid.uuid4().hex}"
-            yield Start(message_id)
+            yield turn.start(None, "bedrock-")
         if name == "contentBlockDelta":
             delta = event.get("delta") or {}
             chunk = delta.get("text")
@@ -688,11 +454,9 @@ def parse_events(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
                 continue
             tool = delta.get("toolUse")
             if tool is not None:
-                chunk = tool.get("input")
-                call = tools.get(event.get("contentBlockIndex", -1))
-                if chunk and call is not None:
-                    call[2].append(chunk)
-                    yield tool_arg(call[0], chunk)
+                piece = calls.add(event.get("contentBlockIndex", -1), tool.get("input") or "")
+                if piece is not None:
+                    yield piece
                 continue
             thought = delta.get("reasoningContent")
             if thought is not None:
@@ -712,30 +476,26 @@ def parse_events(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
         elif name == "contentBlockStart":
             start = (event.get("start") or {}).get("toolUse")
             if start is not None:
+                index = event.get("contentBlockIndex", -1)
                 call_id = str(start.get("toolUseId") or f"tool_call_{event.get('contentBlockIndex', 0)}")
-                tools[event.get("contentBlockIndex", -1)] = [call_id, start.get("name", ""), []]
-                yield ToolRequestStart(call_id, start.get("name", ""))
+                yield from calls.open(index, call_id, start.get("name") or "")
         elif name == "contentBlockStop":
-            call = tools.pop(event.get("contentBlockIndex", -1), None)
-            if call is not None:
-                from .._tools import ToolCallRequest
-
-                yield ToolRequestComplete(ToolCallRequest(call[0], call[1], "".join(call[2])))
+            yield from calls.close(event.get("contentBlockIndex", -1))
         elif name == "messageStop":
             raw = str(event.get("stopReason") or "")
-            stop = (_STOP_REASONS.get(raw, StopReason.UNKNOWN), raw)
+            stop = (stop_reason(raw, _STOP_REASONS), raw)
             if have_usage:
-                yield from _finish(tools, thinking, message_id, usage, stop)
+                yield from _end(turn, thinking, stop)
                 return
         elif name == "metadata":
-            usage = _usage(event.get("usage"))
+            turn.usage = usage_from(event.get("usage"))
             have_usage = True
             if stop is not None:
-                yield from _finish(tools, thinking, message_id, usage, stop)
+                yield from _end(turn, thinking, stop)
                 return
         # messageStart and unknown events carry nothing to yield.
     if stop is not None:
-        yield from _finish(tools, thinking, message_id, usage, stop)
+        yield from _end(turn, thinking, stop)
 
 
 # ---------------------------------------------------------------------------
@@ -766,6 +526,7 @@ class BedrockProvider(HttpProvider):
     key_variable = "AWS_BEARER_TOKEN_BEDROCK"
     key_required = False
     base_url_variable = "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"
+    default_max_tokens = DEFAULT_MAX_TOKENS
 
     def __init__(
         self,
@@ -778,26 +539,23 @@ class BedrockProvider(HttpProvider):
         base_url: Optional[str] = None,
         timeout: TimeoutSpec = None,
         max_retries: Optional[int] = None,
-        max_tokens: int = 16384,
+        max_tokens: Optional[int] = None,
         temperature: Optional[float] = None,
     ) -> None:
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-            raise ValueError(f"max_tokens must be a positive int, got {max_tokens!r}")
         static = AwsCredentials.coerce(credentials)
         # The service-specific variable first, then the SDKs' global one (LocalStack and the like).
         endpoint = setting(base_url, "AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_ENDPOINT_URL")
         resolved = setting(region, "AWS_REGION", "AWS_DEFAULT_REGION")
         if not resolved and endpoint:
-            resolved = _region_from_url(endpoint)
+            resolved = region_from_url(endpoint)
         if not resolved:
-            resolved = _profile_region(profile)
+            resolved = profile_region(profile)
         if not resolved and not endpoint:
             raise MissingApiKeyError(
                 "no AWS region for Bedrock: pass region=, or set AWS_REGION (or AWS_DEFAULT_REGION, "
                 "or a region in your AWS profile), or give the endpoint with base_url= / "
                 "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
                 variable="AWS_REGION",
-                provider=self.provider_id,
             )
         super().__init__(
             api_key,
@@ -805,31 +563,23 @@ class BedrockProvider(HttpProvider):
             base_url=endpoint or f"https://bedrock-runtime.{resolved}.amazonaws.com",
             timeout=timeout,
             max_retries=max_retries,
+            max_tokens=max_tokens,
+            temperature=temperature,
         )
         if api_key is None and (static is not None or profile is not None):
             # Credentials given here win over a bearer token left in the environment.
             self._api_key = None
-        if self._api_key is None and not _botocore_available():
-            raise ApiRequestError(_INSTALL_HINT, provider=self.provider_id)
+        if self._api_key is None and not botocore_available():
+            raise ApiRequestError(INSTALL_HINT)
         self._region: Optional[str] = resolved or None
         self._endpoint_given = bool(endpoint)
-        self._signer = _Signer(static, profile)
-        self._max_tokens = max_tokens
-        self._temperature = temperature
+        self._signer = Signer(static, profile)
 
     # -- configuration -----------------------------------------------------------
 
     @property
     def region(self) -> Optional[str]:
         return self._region
-
-    @property
-    def max_tokens(self) -> int:
-        return self._max_tokens
-
-    @property
-    def temperature(self) -> Optional[float]:
-        return self._temperature
 
     @property
     def uses_api_key(self) -> bool:
@@ -844,14 +594,6 @@ class BedrockProvider(HttpProvider):
         if not self._endpoint_given:
             changes["_base_url"] = f"https://bedrock-runtime.{region}.amazonaws.com"
         return self._replace(**changes)
-
-    def with_max_tokens(self, max_tokens: int) -> BedrockProvider:
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-            raise ValueError(f"max_tokens must be a positive int, got {max_tokens!r}")
-        return self._replace(_max_tokens=max_tokens)
-
-    def with_temperature(self, temperature: Optional[float]) -> BedrockProvider:
-        return self._replace(_temperature=temperature)
 
     def with_base_url(self, base_url: str) -> BedrockProvider:
         return super().with_base_url(base_url)._replace(_endpoint_given=True)
@@ -871,24 +613,19 @@ class BedrockProvider(HttpProvider):
         """The ConverseStream URL of the model (ids hold ':' and ARNs '/': both are escaped)."""
         return f"{self._base_url}/model/{quote(self._model, safe='')}/converse-stream"
 
-    def build_call(self, context: Context) -> Tuple[HttpCall, Parser]:
-        from .._transport._request import HttpCall
+    def classify_error(self, status: int, headers: Mapping[str, str], body: str) -> LlmError:
+        return classify_error(status, headers, body, self._model)
 
+    def build_call(self, context: Context) -> Tuple[HttpCall, Parser]:
         body = build_request(
             context.messages,
             context.tools,
             model=self._model,
-            max_tokens=self._max_tokens,
+            max_tokens=self._max_tokens or DEFAULT_MAX_TOKENS,
             temperature=self._temperature,
             reasoning_effort=context.reasoning_effort,
         )
-        data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         headers = {"content-type": "application/json"}
-        model = self._model
-
-        def classify(status: int, hdrs: Mapping[str, str], text_: str) -> LlmError:
-            return classify_error(status, hdrs, text_, model)
-
         prepare = None
         if self._api_key is not None:
             headers["authorization"] = f"Bearer {self._api_key}"
@@ -900,17 +637,16 @@ class BedrockProvider(HttpProvider):
                     "or set AWS_REGION",
                     variable="AWS_REGION",
                 )
-            _import_botocore()  # fail here, before a thread starts, if the extra is missing
+            import_botocore()  # fail here, before a thread starts, if the extra is missing
             signer = self._signer
 
             def prepare(call: HttpCall) -> HttpCall:
                 # Per attempt: a retry gets a fresh timestamp and refreshed credentials.
-                signed = signer.sign(region, call.method, call.url, call.headers, call.body or b"")
-                return HttpCall(
-                    call.url, signed, call.body, framing=call.framing, classify=call.classify, method=call.method
-                )
+                return call.replace(headers=signer.sign(region, call.method, call.url, call.headers, call.body or b""))
 
-        call = HttpCall(self.endpoint(), headers, data, framing="eventstream", classify=classify, prepare=prepare)
+        call = HttpCall(
+            self.endpoint(), headers, json_body(body), framing="eventstream", prepare=prepare
+        )
         return call, parse_events
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
