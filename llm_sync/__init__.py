@@ -42,19 +42,21 @@ from .providers._base import StreamingModelProvider
 
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and IDEs
     from . import testing as testing
-    from .providers.anthropic import AnthropicProvider
-    from .providers.bedrock import BedrockProvider
-    from .providers.codex import CodexProvider
-    from .providers.gemini import GeminiProvider
-    from .providers.llamacpp import LlamaCppProvider
-    from .providers.ollama import OllamaProvider
-    from .providers.openai import OpenAiProvider
-    from .providers.openai_compatible import OpenAiCompatibleProvider
-    from .providers.openrouter import OpenRouterProvider
-    from .providers.presets import DeepSeekProvider, MoonshotProvider, ZaiProvider
+    from .providers import AnthropicProvider as AnthropicProvider
+    from .providers import BedrockProvider as BedrockProvider
+    from .providers import CodexProvider as CodexProvider
+    from .providers import DeepSeekProvider as DeepSeekProvider
+    from .providers import GeminiProvider as GeminiProvider
+    from .providers import LlamaCppProvider as LlamaCppProvider
+    from .providers import MoonshotProvider as MoonshotProvider
+    from .providers import OllamaProvider as OllamaProvider
+    from .providers import OpenAiCompatibleProvider as OpenAiCompatibleProvider
+    from .providers import OpenAiProvider as OpenAiProvider
+    from .providers import OpenRouterProvider as OpenRouterProvider
+    from .providers import ZaiProvider as ZaiProvider
 
-# Provider classes load on first use (their one registry is llm_sync.providers), and
-# so does llm_sync.testing: `import llm_sync` stays cheap and an extra's dependency
+# Provider classes load on first use (their one registry is llm_sync.providers.REGISTRY),
+# and so does llm_sync.testing: `import llm_sync` stays cheap and an extra's dependency
 # (botocore) is needed only by its own provider.
 _PROVIDERS = providers._LAZY
 

@@ -19,6 +19,7 @@ import importlib
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ._model import LlmModel
+from .providers import EXTRAS, REGISTRY
 from .providers._base import StreamingModelProvider
 
 __all__ = ["PROVIDERS", "ProviderFactory", "UnknownModelError", "parse_model"]
@@ -26,25 +27,12 @@ __all__ = ["PROVIDERS", "ProviderFactory", "UnknownModelError", "parse_model"]
 #: Builds a provider for a model id ("" means the provider's default model).
 ProviderFactory = Callable[[str], StreamingModelProvider]
 
-#: Provider key -> "module:ClassName", imported on first use; the class's
-#: ``from_env(model=...)`` builds the provider.
-PROVIDERS: Dict[str, str] = {
-    "anthropic": "llm_sync.providers.anthropic:AnthropicProvider",
-    "openai": "llm_sync.providers.openai:OpenAiProvider",
-    "openrouter": "llm_sync.providers.openrouter:OpenRouterProvider",
-    "gemini": "llm_sync.providers.gemini:GeminiProvider",
-    "ollama": "llm_sync.providers.ollama:OllamaProvider",
-    "llamacpp": "llm_sync.providers.llamacpp:LlamaCppProvider",
-    "deepseek": "llm_sync.providers.presets:DeepSeekProvider",
-    "moonshot": "llm_sync.providers.presets:MoonshotProvider",
-    "zai": "llm_sync.providers.presets:ZaiProvider",
-    "bedrock": "llm_sync.providers.bedrock:BedrockProvider",
-    "codex": "llm_sync.providers.codex:CodexProvider",
-    "openai-compatible": "llm_sync.providers.openai_compatible:OpenAiCompatibleProvider",
-}
+#: Provider key -> "module:ClassName", imported on first use (the registry of
+#: ``llm_sync.providers``); the class's ``from_env(model=...)`` builds the provider.
+PROVIDERS: Mapping[str, str] = REGISTRY
 
-# Providers whose module needs an optional extra, for the install hint.
-_EXTRAS = {"bedrock": "bedrock", "codex": "codex", "local": "local"}
+# The extras the embedded model and the providers with dependencies of their own need.
+_EXTRAS = {**EXTRAS, "local": "local"}
 _LOCAL = "local"
 _COMPATIBLE = "openai-compatible"
 

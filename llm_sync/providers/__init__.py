@@ -1,32 +1,80 @@
-"""The providers, one module each; importing this package loads none of them until used."""
+"""The providers, the one registry of them, and the kit for writing one.
+
+Importing this package loads no provider module until one is used. A new provider is
+one module here, one line in :data:`REGISTRY`, and its tests; ``llm_sync``'s exports,
+``parse_model`` and the CLI follow from the registry. ``docs/adding-a-provider.rst``
+walks through writing one with the public names below.
+"""
 
 from __future__ import annotations
 
-from ._base import HttpProvider, StreamingModelProvider
+import importlib
+from typing import TYPE_CHECKING, Dict
 
-# The one registry of provider classes: name -> module, imported on first use so that
-# `import llm_sync` loads no provider (and botocore only when Bedrock is used).
-_LAZY: dict[str, str] = {
-    "AnthropicProvider": "llm_sync.providers.anthropic",
-    "BedrockProvider": "llm_sync.providers.bedrock",
-    "CodexProvider": "llm_sync.providers.codex",
-    "DeepSeekProvider": "llm_sync.providers.presets",
-    "GeminiProvider": "llm_sync.providers.gemini",
-    "LlamaCppProvider": "llm_sync.providers.llamacpp",
-    "MoonshotProvider": "llm_sync.providers.presets",
-    "OllamaProvider": "llm_sync.providers.ollama",
-    "OpenAiCompatibleProvider": "llm_sync.providers.openai_compatible",
-    "OpenAiProvider": "llm_sync.providers.openai",
-    "OpenRouterProvider": "llm_sync.providers.openrouter",
-    "ZaiProvider": "llm_sync.providers.presets",
+from .._call import Parser
+from .._transport._frame import Frame
+from .._transport._http import ErrorClassifier, default_classifier, error_summary
+from .._transport._request import Framing, HttpCall
+from ._base import HttpProvider, StreamingModelProvider, json_body
+
+if TYPE_CHECKING:  # what the lazy names resolve to, for type checkers and IDEs
+    from ._turn import ToolCalls as ToolCalls
+    from ._turn import Turn as Turn
+    from ._turn import decode_event as decode_event
+    from ._turn import new_id as new_id
+    from .anthropic import AnthropicProvider as AnthropicProvider
+    from .bedrock import BedrockProvider as BedrockProvider
+    from .codex import CodexProvider as CodexProvider
+    from .gemini import GeminiProvider as GeminiProvider
+    from .llamacpp import LlamaCppProvider as LlamaCppProvider
+    from .ollama import OllamaProvider as OllamaProvider
+    from .openai import OpenAiProvider as OpenAiProvider
+    from .openai_compatible import OpenAiCompatibleProvider as OpenAiCompatibleProvider
+    from .openrouter import OpenRouterProvider as OpenRouterProvider
+    from .presets import DeepSeekProvider as DeepSeekProvider
+    from .presets import MoonshotProvider as MoonshotProvider
+    from .presets import ZaiProvider as ZaiProvider
+
+#: The one registry: model-string key -> ``"module:ClassName"``, imported on first use.
+REGISTRY: Dict[str, str] = {
+    "anthropic": "llm_sync.providers.anthropic:AnthropicProvider",
+    "bedrock": "llm_sync.providers.bedrock:BedrockProvider",
+    "codex": "llm_sync.providers.codex:CodexProvider",
+    "deepseek": "llm_sync.providers.presets:DeepSeekProvider",
+    "gemini": "llm_sync.providers.gemini:GeminiProvider",
+    "llamacpp": "llm_sync.providers.llamacpp:LlamaCppProvider",
+    "moonshot": "llm_sync.providers.presets:MoonshotProvider",
+    "ollama": "llm_sync.providers.ollama:OllamaProvider",
+    "openai": "llm_sync.providers.openai:OpenAiProvider",
+    "openai-compatible": "llm_sync.providers.openai_compatible:OpenAiCompatibleProvider",
+    "openrouter": "llm_sync.providers.openrouter:OpenRouterProvider",
+    "zai": "llm_sync.providers.presets:ZaiProvider",
 }
 
+#: The optional extra a provider's dependencies come with, for install hints.
+EXTRAS: Dict[str, str] = {"bedrock": "bedrock", "codex": "codex"}
+
+# Class name -> module, for the lazy attributes of this package and of llm_sync.
+_LAZY: Dict[str, str] = {
+    target.partition(":")[2]: target.partition(":")[0] for target in REGISTRY.values()
+}
+# The turn kit loads with the first provider that uses it, or when asked for.
+_KIT = {name: "llm_sync.providers._turn" for name in ("ToolCalls", "Turn", "decode_event", "new_id")}
+
+# The kit for writing a provider, and the registry's classes (tests/test_exports.py
+# checks these, and the TYPE_CHECKING imports above, against REGISTRY).
 __all__ = [
+    "EXTRAS",
+    "REGISTRY",
     "AnthropicProvider",
     "BedrockProvider",
     "CodexProvider",
     "DeepSeekProvider",
+    "ErrorClassifier",
+    "Frame",
+    "Framing",
     "GeminiProvider",
+    "HttpCall",
     "HttpProvider",
     "LlamaCppProvider",
     "MoonshotProvider",
@@ -34,21 +82,27 @@ __all__ = [
     "OpenAiCompatibleProvider",
     "OpenAiProvider",
     "OpenRouterProvider",
+    "Parser",
     "StreamingModelProvider",
+    "ToolCalls",
+    "Turn",
     "ZaiProvider",
+    "decode_event",
+    "default_classifier",
+    "error_summary",
+    "json_body",
+    "new_id",
 ]
 
 
 def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
+    module = _LAZY.get(name) or _KIT.get(name)
     if module is None:
         raise AttributeError(f"module 'llm_sync.providers' has no attribute {name!r}")
-    import importlib
-
     found = getattr(importlib.import_module(module), name)
     globals()[name] = found
     return found
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_KIT))
