@@ -1,23 +1,21 @@
-"""A minimal provider with a made-up SSE wire format, so engine tests exercise only the engine.
+"""A complete small provider with a made-up SSE wire format, written only against public names.
 
+docs/adding-a-provider.rst walks through it; the engine tests use it to exercise only the engine.
 Each SSE event's data is a JSON object: ``{"type": "start", "id"}``, ``{"type": "text",
-"text"}``, ``{"type": "reasoning", "text"}``, ``{"type": "usage", "input", "output"}``,
-``{"type": "done", "reason"}``, ``{"type": "ping"}`` (ignored, like a provider keep-alive)
-and ``{"type": "error", "kind", "message"}`` (an in-band error: ``overloaded`` is
-retryable, anything else is not).
+"text"}``, ``{"type": "reasoning", "text"}``, ``{"type": "tool", "id", "name", "arguments"}``,
+``{"type": "usage", "input", "output"}``, ``{"type": "done", "reason"}``, ``{"type": "ping"}``
+(ignored, like a provider keep-alive) and ``{"type": "error", "kind", "message"}`` (an in-band
+error: ``overloaded`` is retryable, anything else is not).
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any, Iterator, Mapping, Tuple
+from typing import Any, Dict, Iterator, Tuple
 
-from llm_sync import LlmResponse, ServerError, StopReason
-from llm_sync._errors import ApiError, LlmError
-from llm_sync._transport._frame import Frame
-from llm_sync._transport._http import default_classifier
-from llm_sync._transport._request import HttpCall
-from llm_sync.providers._base import HttpProvider, Parser
+from llm_sync import ApiError, Context, LlmResponse, ServerError, StopReason
+from llm_sync.providers import Frame, HttpCall, HttpProvider, Parser, Turn, decode_event, json_body
+
+# -- the provider ---------------------------------------------------------------------------
 
 
 class ToyProvider(HttpProvider):
@@ -28,58 +26,56 @@ class ToyProvider(HttpProvider):
     key_variable = "TOY_API_KEY"
     key_required = False
 
-    def build_call(self, context: Any) -> Tuple[HttpCall, Parser]:
+    def build_call(self, context: Context) -> Tuple[HttpCall, Parser]:
         body = {"model": self.model_name, "messages": len(context.messages)}
         headers = {"content-type": "application/json"}
-        if self._api_key:
-            headers["authorization"] = f"Bearer {self._api_key}"
-
-        def classify(status: int, hdrs: Mapping[str, str], text: str) -> LlmError:
-            return default_classifier(status, hdrs, text, provider="toy", model=self.model_name)
-
-        call = HttpCall(
-            f"{self.base_url}/v1/stream",
-            headers,
-            json.dumps(body).encode(),
-            framing="sse",
-            classify=classify,
-        )
-        return call, parse_toy
+        if self.api_key:
+            headers["authorization"] = f"Bearer {self.api_key}"
+        return HttpCall(f"{self.base_url}/v1/stream", headers, json_body(body), framing="sse"), parse_toy
 
 
 def parse_toy(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
+    turn = Turn()
     for frame in frames:
-        event = json.loads(frame.data)
-        kind = event["type"]
+        event = decode_event(frame)
+        kind = event.get("type")
         if kind == "start":
-            yield LlmResponse.Start(event["id"])
+            yield turn.start(event.get("id"), "toy-")
         elif kind == "text":
             yield LlmResponse.Text(event["text"])
         elif kind == "reasoning":
             yield LlmResponse.Reasoning(event["text"])
+        elif kind == "tool":
+            # A whole call in one event: the kit streams its arguments as one piece.
+            yield from turn.calls.open(event["id"], event["id"], event["name"])
+            yield from turn.calls.close(event["id"], event.get("arguments"))
         elif kind == "usage":
-            yield LlmResponse.Usage(event["input"], event["output"])
+            turn.usage = LlmResponse.Usage(event["input"], event["output"])
         elif kind == "done":
-            yield LlmResponse.Done(StopReason.END_TURN, event.get("reason"))
+            yield from turn.end(StopReason.END_TURN, event.get("reason"))
+            return
         elif kind == "error":
             if event["kind"] == "overloaded":
                 raise ServerError(event["message"])
             raise ApiError(event["message"])
 
 
-def start(id: str = "m1") -> dict[str, Any]:
+# -- the end of the provider; below, helpers that write its events for tests -------------------
+
+
+def start(id: str = "m1") -> Dict[str, Any]:
     return {"type": "start", "id": id}
 
 
-def text(t: str) -> dict[str, Any]:
+def text(t: str) -> Dict[str, Any]:
     return {"type": "text", "text": t}
 
 
-def reasoning(t: str) -> dict[str, Any]:
+def reasoning(t: str) -> Dict[str, Any]:
     return {"type": "reasoning", "text": t}
 
 
-def done(reason: str = "end_turn") -> dict[str, Any]:
+def done(reason: str = "end_turn") -> Dict[str, Any]:
     return {"type": "done", "reason": reason}
 
 
