@@ -5,13 +5,13 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Tuple
 
+from ._stream import LlmResponseStream
 from .providers._base import StreamingModelProvider
 
 if TYPE_CHECKING:
     from ._context import Context
     from ._model import LlmModel
     from ._response import LlmResponse
-    from ._stream import LlmResponseStream
 
 __all__ = ["AlloyedModelProvider"]
 
@@ -60,8 +60,6 @@ class AlloyedModelProvider(StreamingModelProvider):
 
     def stream_response(self, context: Context) -> LlmResponseStream:
         if not self._providers:
-            from ._stream import LlmResponseStream
-
             # Like the crate: no chunks at all, not even Start/Done.
             return LlmResponseStream(_no_chunks, provider="alloyed", model="")
         return self._providers[self._next_index()].stream_response(context)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import builtins
 import enum
-from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
+from typing import Any, ClassVar, Optional, Union
 
+from ._tools import ToolCallRequest
 from ._values import value
-
-if TYPE_CHECKING:
-    from ._tools import ToolCallRequest
 
 __all__ = ["LlmResponse", "StopReason", "TokenUsage"]
 
@@ -68,8 +66,6 @@ class LlmResponse:
             raise ValueError(f"unknown LlmResponse type {kind!r}; expected one of {sorted(_BY_TYPE)}")
         fields = {k: v for k, v in data.items() if k != "type"}
         if cls is ToolRequestComplete:
-            from ._tools import ToolCallRequest
-
             fields["tool_call"] = ToolCallRequest.from_dict(fields["tool_call"])
         elif cls is Done:
             if fields.get("stop_reason") is not None:

@@ -23,12 +23,13 @@ from ._response import (
     ToolRequestStart,
     Usage,
 )
+from ._stream import LlmResponseStream
+from ._tools import ToolCallRequest
 from .providers._base import StreamingModelProvider
 
 if TYPE_CHECKING:
     from ._context import Context
     from ._engine import StreamState
-    from ._stream import LlmResponseStream
 
 __all__ = ["FakeLlmProvider", "LlmResponseBuilder", "llm_response"]
 
@@ -109,8 +110,6 @@ class FakeLlmProvider(StreamingModelProvider):
         return self._context_window
 
     def stream_response(self, context: Context) -> LlmResponseStream:
-        from ._stream import LlmResponseStream
-
         script = self._script
         with script.lock:
             index = script.calls
@@ -155,8 +154,6 @@ class LlmResponseBuilder:
         return self
 
     def tool_call(self, id: str, name: str, arg_chunks: Iterable[str] = ()) -> LlmResponseBuilder:
-        from ._tools import ToolCallRequest
-
         parts = list(arg_chunks)
         self._chunks.append(ToolRequestStart(id, name))
         self._chunks.extend(ToolRequestArg(id, p) for p in parts)
@@ -164,8 +161,6 @@ class LlmResponseBuilder:
         return self
 
     def tool_call_with_invalid_json(self, id: str, name: str) -> LlmResponseBuilder:
-        from ._tools import ToolCallRequest
-
         self._chunks.append(ToolRequestStart(id, name))
         self._chunks.append(ToolRequestComplete(ToolCallRequest(id, name, "invalid json")))
         return self
