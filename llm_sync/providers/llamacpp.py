@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping, Optional, TypeVar
+from typing import Any, ClassVar, Optional, TypeVar
 from urllib.parse import urlsplit
 
 from .._keys import setting
-from .._timeouts import TimeoutSpec
 from .openai_compatible import OpenAiCompatibleProvider
 
 __all__ = ["DEFAULT_HOST", "LlamaCppProvider", "llama_cpp_host_url"]
@@ -101,31 +100,17 @@ class LlamaCppProvider(OpenAiCompatibleProvider):
         *,
         model: Optional[str] = None,
         base_url: Optional[str] = None,
-        timeout: TimeoutSpec = None,
-        max_retries: Optional[int] = None,
-        max_tokens: Optional[int] = None,
-        temperature: Optional[float] = None,
-        headers: Optional[Mapping[str, str]] = None,
-        extra_body: Optional[Mapping[str, Any]] = None,
         context_window: Optional[int] = None,
+        **options: Any,
     ) -> None:
+        """``options`` are OpenAiCompatibleProvider's (``timeout``, ``max_tokens``, ``headers``, ...)."""
         if base_url is None and isinstance(api_key, str) and "://" in api_key:
             # LlamaCppProvider("http://localhost:8080"): an address is never a key.
             base_url, api_key = api_key, None
         raw = setting(base_url, "LLAMA_CPP_HOST")
         host = llama_cpp_host_url(raw) if raw else DEFAULT_HOST
         window = _check_window(context_window)
-        super().__init__(
-            api_key,
-            model=model or _NO_MODEL,
-            base_url=host,
-            timeout=timeout,
-            max_retries=max_retries,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            headers=headers,
-            extra_body=extra_body,
-        )
+        super().__init__(api_key, model=model or _NO_MODEL, base_url=host, **options)
         self._model = model or ""
         self._context_window = window
 

@@ -14,7 +14,6 @@ from ._responses import build_request, classify_error, parse_events
 
 if TYPE_CHECKING:
     from .._context import Context
-    from .._timeouts import TimeoutSpec
 
 __all__ = ["OpenAiProvider"]
 
@@ -42,25 +41,13 @@ class OpenAiProvider(HttpProvider):
         self,
         api_key: Optional[str] = None,
         *,
-        model: Optional[str] = None,
-        base_url: Optional[str] = None,
-        timeout: TimeoutSpec = None,
-        max_retries: Optional[int] = None,
-        max_tokens: Optional[int] = None,
-        temperature: Optional[float] = None,
         organization: Optional[str] = None,
         project: Optional[str] = None,
         encrypted_reasoning: Optional[bool] = None,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            api_key,
-            model=model,
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-            max_tokens=max_tokens,
-            temperature=temperature,
-        )
+        """``options`` are every provider's keywords (``model``, ``base_url``, ``timeout``, ...)."""
+        super().__init__(api_key, **options)
         self._organization = setting(organization, "OPENAI_ORG_ID")
         self._project = setting(project, "OPENAI_PROJECT_ID")
         self._encrypted_reasoning = encrypted_reasoning
