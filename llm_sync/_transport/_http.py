@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Union
+import zlib
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Optional, Union
 from urllib.parse import urljoin, urlsplit
 
 from .._errors import (
@@ -14,6 +15,7 @@ from .._errors import (
     NetworkError,
     RequestTimeoutError,
     StreamInterruptedError,
+    StreamReadError,
     error_for_status,
     internal_error,
 )
@@ -34,6 +36,9 @@ __all__ = [
 
 # Error bodies are read only this far: an HTML error page can be large.
 _MAX_ERROR_BODY = 64 * 1024
+# The most bytes read_chunks hands on at once, however large an HTTP chunk or however
+# far a compressed body inflates.
+_PIECE = 64 * 1024
 _MAX_REDIRECTS = 3
 # Idle keep-alive connections kept per host. Above this many concurrent streams to
 # one host, urllib3 discards (and logs) the extra connections as they finish.
@@ -125,6 +130,9 @@ def _new_session() -> requests.Session:
             return manager
 
     session = requests.Session()
+    # Only the codings read_chunks inflates in bounded steps (requests would also offer
+    # br and zstd when their packages are installed).
+    session.headers["Accept-Encoding"] = "gzip, deflate"
     adapter = _Adapter(pool_connections=8, pool_maxsize=_POOL_SIZE, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
@@ -215,14 +223,15 @@ def send(
 def read_bounded(resp: requests.Response) -> str:
     """The body as text, at most 64 KiB of it (error bodies and pages only)."""
     import requests
+    import urllib3.exceptions
 
     data = bytearray()
     try:
-        for chunk in resp.iter_content(8192):
+        for chunk in read_chunks(resp):
             data += chunk
             if len(data) >= _MAX_ERROR_BODY:
                 break
-    except requests.exceptions.RequestException:
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError, StreamReadError):
         pass  # the status already tells what happened; keep what arrived
     return bytes(data[:_MAX_ERROR_BODY]).decode(resp.encoding or "utf-8", errors="replace")
 
@@ -287,24 +296,104 @@ def _find_message(obj: Any) -> Optional[str]:
 
 
 def read_chunks(resp: requests.Response) -> Iterator[bytes]:
-    """The body as it arrives: one item per HTTP chunk, or per socket read.
+    """The body as it arrives, decoded, in pieces of at most 64 KiB.
 
-    ``iter_content(None)`` on a response without chunked encoding would wait for
-    the whole body; ``read1`` returns whatever the socket has.
+    One item per HTTP chunk or per socket read (``iter_content(None)`` on a response
+    without chunked encoding would wait for the whole body; ``read1`` returns
+    whatever the socket has); a larger HTTP chunk is split. A gzip or deflate body
+    is inflated here, 64 KiB at a time, rather than by urllib3, which inflates a
+    whole chunk or read at once: a 1 MiB chunk of a compression bomb became 1 GiB
+    before any framer could apply its event limit. So the framers' limits hold for
+    decoded bytes, whatever the encoding.
     """
     raw = resp.raw
+    inflate = _inflater(resp.headers.get("content-encoding"))
+    source: Iterable[bytes]
     if getattr(raw, "chunked", False) and raw.supports_chunked_reads():
-        yield from raw.read_chunked(None, decode_content=True)
+        source = raw.read_chunked(_PIECE, decode_content=False)
+    else:
+        read1 = getattr(raw, "read1", None)
+        if read1 is None:  # urllib3 1.x
+            source = raw.stream(8192, decode_content=False)
+        else:
+            source = _reads(read1)
+    if inflate is None:
+        yield from source
         return
-    read1 = getattr(raw, "read1", None)
-    if read1 is None:  # urllib3 1.x
-        yield from raw.stream(8192, decode_content=True)
-        return
+    for data in source:
+        yield from inflate.feed(data)
+
+
+def _reads(read1: Callable[..., bytes]) -> Iterator[bytes]:
     while True:
-        data = read1(65536, decode_content=True)
+        data = read1(_PIECE, decode_content=False)
         if not data:
             return
         yield data
+
+
+def _inflater(coding: Optional[str]) -> Optional[_Inflate]:
+    """The decoder for a ``Content-Encoding``; None for an identity body."""
+    name = (coding or "").strip().lower()
+    if name in ("", "identity"):
+        return None
+    if name in ("gzip", "x-gzip", "deflate"):
+        return _Inflate(gzip=name != "deflate")
+    raise StreamReadError(
+        f"the server sent the body with Content-Encoding {coding!r}, which llm_sync did not "
+        "ask for and does not read (it asks for gzip or deflate, whose decoded size it can bound)"
+    )
+
+
+class _Inflate:
+    """gzip or deflate, inflated at most ``_PIECE`` bytes at a time."""
+
+    __slots__ = ("_gzip", "_obj", "_head", "_members", "_done")
+
+    def __init__(self, *, gzip: bool) -> None:
+        self._gzip = gzip
+        self._obj: Any = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzip else None
+        # deflate is zlib-wrapped as the RFC says, or raw as some servers send it: the
+        # first two bytes tell, so they are held until both arrived.
+        self._head = b""
+        self._members = 0  # gzip members decoded to their end
+        self._done = False  # the encoded stream ended; whatever follows is ignored
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if self._obj is None:
+            self._head += data
+            if len(self._head) < 2:
+                return
+            data, self._head = self._head, b""
+            cmf, flg = data[0], data[1]
+            wrapped = cmf & 0x0F == 8 and (cmf * 256 + flg) % 31 == 0
+            self._obj = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+        pending = False  # the bound cut the last output short: more may be waiting
+        while (data or pending) and not self._done:
+            obj = self._obj
+            try:
+                out = obj.decompress(data, _PIECE)
+            except zlib.error as exc:
+                if self._members:
+                    # Bytes after a whole gzip member that start no other: ignored, as
+                    # urllib3 and browsers do.
+                    self._done = True
+                    return
+                raise StreamReadError(
+                    f"the body's {'gzip' if self._gzip else 'deflate'} encoding is corrupt ({exc})"
+                ) from None
+            pending = len(out) == _PIECE
+            if out:
+                yield out
+            if obj.eof:
+                data, pending = obj.unused_data, False
+                if not self._gzip:
+                    self._done = True
+                    return
+                self._members += 1
+                self._obj = zlib.decompressobj(16 + zlib.MAX_WBITS)  # a next member, if any
+            else:
+                data = obj.unconsumed_tail
 
 
 def _prepare(
