@@ -30,9 +30,9 @@ from llm_sync import (
     Timeouts,
     ToolCallRequest,
 )
-from tests.support.faults import FLAVORS, Flavor, fast_retries, flavor_params, run
+from tests.support.faults import FLAVORS, Flavor, fast_retries, flavor_params, in_band_error, run
 from tests.support.paths import REPO
-from tests.support.server import LoopbackServer, Reply, sse_event
+from tests.support.server import LoopbackServer, Reply
 
 ALL = flavor_params()
 
@@ -87,21 +87,6 @@ def bad_event_with(flavor: Flavor, key: str) -> bytes:
     return b"data: " + raw.encode() + b"\n\n"
 
 
-def in_band_error_with(flavor: Flavor, key: str) -> bytes:
-    """The flavor's in-band overload event with the key in its message."""
-    if flavor.name == "bedrock":
-        from llm_sync._transport._eventstream import exception_frame
-
-        return exception_frame("validationException", json.dumps({"message": f"bad key {key}"}).encode())
-    if flavor.name == "ollama":
-        return json.dumps({"error": f"bad key {key}"}).encode() + b"\n"
-    if flavor.name == "gemini":
-        return sse_event(None, {"error": {"code": 401, "message": f"bad key {key}", "status": "UNAUTHENTICATED"}})
-    if flavor.name == "openai":
-        return sse_event("error", {"type": "error", "code": "invalid_api_key", "message": f"bad key {key}"})
-    return sse_event("error", {"type": "error", "error": {"type": "authentication_error", "message": f"bad key {key}"}})
-
-
 def _error_replies(flavor: Flavor, key: str) -> List[Reply]:
     html = f"<html><head><title>Denied</title></head><body>key={key}</body></html>".encode()
     return [
@@ -111,7 +96,7 @@ def _error_replies(flavor: Flavor, key: str) -> List[Reply]:
         Reply.json(echo_key_body(flavor, 500, key), status=500),
         Reply(status=403, headers={"content-type": "text/html"}, body=[html]),
         flavor.reply(steps=[*flavor.start, flavor.text("x"), bad_event_with(flavor, key), *flavor.end]),
-        flavor.reply(steps=[*flavor.start, in_band_error_with(flavor, key)]),
+        flavor.reply(steps=[*flavor.start, in_band_error(flavor, f"bad key {key}")]),
         Reply.json({"error": {"message": f"gateway says {key}", "code": 400}}, status=200),
     ]
 
@@ -297,7 +282,7 @@ def test_cli_error_output_never_shows_the_key(server: LoopbackServer, tmp_path: 
     if case == "http_401":
         server.reply(Reply.json(echo_key_body(flavor, 401, key), status=401))
     else:
-        server.reply(flavor.reply(steps=[*flavor.start, flavor.text("x"), in_band_error_with(flavor, key)]))
+        server.reply(flavor.reply(steps=[*flavor.start, flavor.text("x"), in_band_error(flavor, f"bad key {key}")]))
     done = _cli(
         ["chat", "-m", "anthropic:claude-sonnet-4-5", "say hi"],
         {"ANTHROPIC_API_KEY": key, "ANTHROPIC_BASE_URL": server.url},

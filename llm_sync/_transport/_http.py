@@ -262,17 +262,33 @@ def error_summary(headers: Mapping[str, str], body: str) -> str:
     ctype = (headers.get("content-type") or "").lower()
     text = body.strip()
     if "html" in ctype or text[:15].lower().startswith(("<!doctype", "<html")):
-        import re
-
-        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
-        snippet = title.group(1).strip() if title else re.sub(r"<[^>]+>|\s+", " ", text)[:200].strip()
-        return f"an HTML page ({snippet!r}), which usually means a proxy or a wrong base_url"
+        return f"an HTML page ({_page_snippet(text)!r}), which usually means a proxy or a wrong base_url"
     try:
         parsed = json.loads(text)
     except ValueError:
         return text[:300] or "(empty body)"
     message = _find_message(parsed)
     return message if message else text[:300]
+
+
+def _page_snippet(text: str) -> str:
+    """The page's title, or else its first 200 characters of text without the tags.
+
+    The page comes from whatever answered, so each pattern here is linear: a tag
+    is ``<`` up to the next ``>`` *or* ``<``, so no ``<`` is scanned past by more
+    than one attempt (``<[^>]+>`` rescanned the rest of the page from every ``<``
+    of an unclosed run: 25 s for 64 KiB of them, with every thread blocked).
+    """
+    import re
+
+    opening = re.search(r"<title[^<>]*>", text, re.IGNORECASE)
+    if opening is not None:
+        closing = re.compile(r"</title", re.IGNORECASE).search(text, opening.end())
+        if closing is not None:
+            title = " ".join(text[opening.end() : closing.start()].split())
+            if title:
+                return title[:200]
+    return " ".join(re.sub(r"<[^<>]*>", " ", text).split())[:200]
 
 
 def _find_message(obj: Any) -> Optional[str]:

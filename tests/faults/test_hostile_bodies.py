@@ -79,6 +79,86 @@ def test_bombs_and_huge_single_chunks_are_refused_at_the_event_limit(flavor: obj
         assert result[case + "_peak"] < LIMIT + (8 << 20), result
 
 
+@pytest.mark.parametrize("flavor", ALL)
+def test_hostile_error_texts_never_stall_the_process(flavor: object) -> None:
+    # Texts built to make a backtracking pattern rescan: 256 KiB in-stream error messages
+    # and JSON error bodies, and 64 KiB HTML error pages. Every pattern that reads them
+    # (overflow parsing, key redaction, the page's title) must be linear: the regex
+    # engine holds the GIL, so a slow match stalls every thread, deadlines and close()
+    # included. A watchdog thread that wakes every 10 ms must never wait 200 ms. It
+    # measures its wait in the child's CPU time: CPU the process spent while the
+    # watchdog could not run is a stall of its own making, whereas wall time also
+    # counts the times other tenants of a busy machine had the cores.
+    name = flavor.name  # type: ignore[attr-defined]
+    result = run_limited(
+        f"""
+        import json, threading, time
+        from llm_sync import Context, LlmError
+        from tests.support.faults import ERROR_MESSAGE, FLAVORS, in_band_error
+        from tests.support.server import LoopbackServer, Reply
+
+        def fill(unit, size):
+            return (unit * (size // len(unit) + 1))[:size]
+
+        K = 256 * 1024
+        texts = [
+            fill("maximum context length is 5 tokens. ", K),
+            fill("exceed the configured limit of 5 tokens ", K),
+            fill("prompt is too long: 1 tokens > ", K),
+            fill("request (1", K),
+            fill("eyJ-", K),
+            fill("eyJxxxxxxxxxxxx.", K),
+            fill("Bearer ", K),
+        ]
+        pages = [fill("<title>", 65536), "<html>" + fill("<", 65530), "<html>" + fill("<a ", 65530)]
+        flavor = FLAVORS[{name!r}]
+        replies = []
+        for text in texts:
+            replies.append(flavor.reply(steps=[*flavor.start, in_band_error(flavor, text)]))
+            body = json.loads(json.dumps(flavor.error_json(400)).replace(ERROR_MESSAGE, text))
+            replies.append(Reply.json(body, status=400))
+        for page in pages:
+            replies.append(Reply(status=502, headers={{"content-type": "text/html"}}, body=[page.encode()]))
+
+        gaps = [(0.0, 0.0)]  # (CPU, wall) seconds between two wake-ups
+        done = threading.Event()
+
+        def watchdog():
+            cpu, wall = time.process_time(), time.perf_counter()
+            while not done.wait(0.01):
+                now_cpu, now_wall = time.process_time(), time.perf_counter()
+                gaps.append((now_cpu - cpu, now_wall - wall))
+                cpu, wall = now_cpu, now_wall
+
+        dog = threading.Thread(target=watchdog, daemon=True)
+        dog.start()
+        errors = []
+        with LoopbackServer() as server:
+            server.reply(*replies)
+            for _ in replies:
+                started = time.perf_counter()
+                try:
+                    with flavor.provider(server).stream_response(Context()) as stream:
+                        list(stream)
+                    errors.append(["no error", 0.0])
+                except LlmError as exc:
+                    errors.append([type(exc).__name__, time.perf_counter() - started, str(exc)[:200]])
+        done.set()
+        dog.join()
+        print(json.dumps({{"max_gap": max(gaps), "errors": errors}}))
+        """,
+        cpu_seconds=60,
+        memory_mb=1024,
+        wall_seconds=180,
+    )
+    assert all(kind != "no error" for kind, *_ in result["errors"]), result["errors"]
+    # Each is a typed error of its own, not a failure while building one.
+    assert not [e for e in result["errors"] if "please report" in e[2]], result["errors"]
+    assert max(seconds for _, seconds, *_ in result["errors"]) < 10.0, result["errors"]
+    cpu, wall = result["max_gap"]
+    assert cpu < 0.2, f"the watchdog waited while the process ran {cpu:.3f} s of CPU ({wall:.3f} s wall)"
+
+
 def test_a_bom_before_the_first_event_loses_nothing(server: LoopbackServer) -> None:
     flavor = FLAVORS["anthropic"]
     start = b"\xef\xbb\xbf" + b"".join(flavor.start)

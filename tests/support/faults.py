@@ -30,6 +30,7 @@ __all__ = [
     "flavor_params",
     "gzip_steps",
     "http_date",
+    "in_band_error",
     "reset_before_headers",
     "silent_before_headers",
     "trickle",
@@ -509,6 +510,21 @@ def trickle(data: bytes, every: float, seconds: float) -> List[Any]:
 def http_date(seconds_from_now: float) -> str:
     """An RFC 9110 HTTP date ``seconds_from_now`` seconds ahead (negative: in the past)."""
     return formatdate(time.time() + seconds_from_now, usegmt=True)
+
+
+def in_band_error(flavor: Flavor, message: str) -> bytes:
+    """The flavor's in-band error event (an auth or validation error) saying ``message``."""
+    if flavor.name == "bedrock":
+        from llm_sync._transport._eventstream import exception_frame
+
+        return exception_frame("validationException", json.dumps({"message": message}).encode())
+    if flavor.name == "ollama":
+        return json.dumps({"error": message}).encode() + b"\n"
+    if flavor.name == "gemini":
+        return sse_event(None, {"error": {"code": 401, "message": message, "status": "UNAUTHENTICATED"}})
+    if flavor.name == "openai":
+        return sse_event("error", {"type": "error", "code": "invalid_api_key", "message": message})
+    return sse_event("error", {"type": "error", "error": {"type": "authentication_error", "message": message}})
 
 
 def run(provider: HttpProvider) -> Any:
