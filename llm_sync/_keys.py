@@ -5,10 +5,17 @@ from __future__ import annotations
 import os
 from typing import Dict, Optional
 
-from ._errors import MissingApiKeyError
+from ._errors import InvalidApiKeyError, MissingApiKeyError
 from ._redact import register_secret
 
-__all__ = ["dotenv_values_from_cwd", "load_dotenv_from_cwd", "require_key", "setting"]
+__all__ = [
+    "check_key",
+    "dotenv_values_from_cwd",
+    "load_dotenv_from_cwd",
+    "optional_key",
+    "require_key",
+    "setting",
+]
 
 
 def dotenv_values_from_cwd() -> Dict[str, Optional[str]]:
@@ -51,7 +58,7 @@ def setting(explicit: Optional[str], *variables: str) -> Optional[str]:
 
 
 def require_key(explicit: Optional[str], variable: str, provider: str, *aliases: str) -> str:
-    """The API key, registered for redaction, or ``MissingApiKeyError`` naming how to set it."""
+    """The API key, checked and registered for redaction, or ``MissingApiKeyError`` naming how to set it."""
     key = setting(explicit, variable, *aliases)
     if not key:
         also = f" (or {', '.join(aliases)})" if aliases else ""
@@ -61,6 +68,44 @@ def require_key(explicit: Optional[str], variable: str, provider: str, *aliases:
             variable=variable,
             provider=provider,
         )
+    return check_key(key, provider, "api_key=" if explicit is not None else variable)
+
+
+def optional_key(explicit: Optional[str], variable: Optional[str], provider: str, *aliases: str) -> Optional[str]:
+    """A key a provider may go without: ``explicit``, else ``variable`` (or an alias); checked and registered."""
+    key = setting(explicit, variable, *aliases) if variable else explicit
+    if key is None or (isinstance(key, str) and not key):
+        return None
+    return check_key(key, provider, "api_key=" if explicit is not None else str(variable))
+
+
+def check_key(key: object, provider: str, source: str) -> str:
+    """``key`` without surrounding whitespace, registered for redaction; else a clear error.
+
+    A key goes into an HTTP header, so it must be one line of printable ASCII: a
+    bytes key used to break every later error message of the process, a line break
+    inside one made requests refuse the header with the whole key in its message.
+    The error names the character and its position, never the key. ``source`` says
+    where the key came from (``"api_key="`` or the variable's name).
+    """
+    if not isinstance(key, str):
+        hint = " (decode it first: api_key=key.decode())" if isinstance(key, (bytes, bytearray)) else ""
+        raise TypeError(f"the API key for {provider} ({source}) must be a str, not {type(key).__name__}{hint}")
     key = key.strip()
+    if not (key.isascii() and key.isprintable() and " " not in key):
+        at = next(i for i, c in enumerate(key) if not ("!" <= c <= "~"))
+        raise InvalidApiKeyError(
+            f"the API key for {provider} ({source}) has {_describe(key[at])} at character "
+            f"{at + 1} of {len(key)}; a key is one line of printable ASCII characters, so it "
+            "was probably copied with something else: paste it again"
+        )
     register_secret(key)
     return key
+
+
+def _describe(char: str) -> str:
+    named = {"\n": "a line break (\\n)", "\r": "a carriage return (\\r)", "\t": "a tab", " ": "a space"}
+    if char in named:
+        return named[char]
+    kind = "a control character" if char.isascii() or not char.isprintable() else "a non-ASCII character"
+    return f"{kind} (U+{ord(char):04X})"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Optional, Tuple, TypeV
 from .._call import Parser, http_source
 from .._catalog import lookup
 from .._errors import ApiRequestError, LlmError
-from .._keys import load_dotenv_from_cwd, require_key, setting
+from .._keys import load_dotenv_from_cwd, optional_key, require_key, setting
 from .._redact import mask, register_secret
 from .._retry import RetryPolicy
 from .._stream import LlmResponseStream
@@ -96,9 +96,7 @@ class HttpProvider(StreamingModelProvider):
         if self.key_variable is not None and self.key_required:
             key: Optional[str] = require_key(api_key, self.key_variable, self.label, *self.key_aliases)
         else:
-            key = setting(api_key, self.key_variable, *self.key_aliases) if self.key_variable else api_key
-            if key:
-                register_secret(key)
+            key = optional_key(api_key, self.key_variable, self.label, *self.key_aliases)
         if api_key is not None and not api_key.strip():
             raise ValueError(f"api_key for {self.label} is empty; pass a key or leave it None")
         self._api_key = key
