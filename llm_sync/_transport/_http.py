@@ -164,38 +164,38 @@ def send(
     Redirects are followed only to the same origin and only for 307/308 (which keep
     the method and body); a redirect elsewhere would hand the credentials to
     another host, so it is an error instead.
+
+    The headers carry the key, and error reporters (Sentry, Django's debug page,
+    ``pytest --showlocals``) print the local variables of every frame a traceback
+    passes through: so the headers are held here only inside a :class:`_Hidden`,
+    and the frames of requests and urllib3 under a failure are cleared (see
+    :func:`_forget_locals`).
     """
     import requests
 
+    hidden = _Hidden(headers)
+    del headers
+    if url.startswith("http://"):
+        _warn_plain_http(url, hidden.value)
     session = transport.session()
     for _ in range(_MAX_REDIRECTS + 1):
         try:
             resp = session.send(
-                _prepare(transport, session, method, url, headers, body),
+                _prepare(transport, session, method, url, hidden.value, body),
                 stream=True,
                 timeout=(connect_timeout, read_timeout),
                 allow_redirects=False,
                 **transport.settings(url),
             )
-        except requests.exceptions.ConnectTimeout as exc:
-            raise RequestTimeoutError(
-                f"could not connect to {_origin(url)} within {connect_timeout} s; check the "
-                "address, or raise the connect timeout",
-                phase="connect",
-            ) from exc
-        except requests.exceptions.ReadTimeout as exc:
-            raise RequestTimeoutError(
-                f"{_origin(url)} sent no response headers within {read_timeout} s",
-                phase="first_event",
-            ) from exc
-        except requests.exceptions.InvalidURL as exc:
-            raise ApiRequestError(f"invalid URL {url!r}: {exc}; check base_url") from exc
-        except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema) as exc:
-            raise ApiRequestError(
-                f"invalid URL {url!r}: it needs an http:// or https:// prefix; check base_url"
-            ) from exc
         except requests.exceptions.RequestException as exc:
-            raise NetworkError(f"could not reach {_origin(url)}: {_reason(exc)}") from exc
+            failure: Optional[LlmError] = _send_error(exc, url, connect_timeout, read_timeout)
+            _forget_locals(exc)
+        else:
+            failure = None
+        if failure is not None:
+            # Raised outside the except block: the requests error is the cause (or,
+            # for a bad header, nothing), never an implicit context.
+            raise failure
         status = resp.status_code
         if 200 <= status < 300:
             return resp
@@ -218,6 +218,113 @@ def send(
             resp.close()
         raise classify(status, resp.headers, text)
     raise ApiRequestError(f"more than {_MAX_REDIRECTS} redirects from {_origin(url)}")
+
+
+class _Hidden:
+    """A value that must not show where frame locals are printed: its repr says nothing."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<hidden>"
+
+
+def _send_error(
+    exc: BaseException, url: str, connect_timeout: Optional[float], read_timeout: Optional[float]
+) -> LlmError:
+    """The typed error for a failure to send, with ``exc`` as its cause where that is safe."""
+    import requests
+
+    err: LlmError
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        err = RequestTimeoutError(
+            f"could not connect to {_origin(url)} within {connect_timeout} s; check the "
+            "address, or raise the connect timeout",
+            phase="connect",
+        )
+    elif isinstance(exc, requests.exceptions.ReadTimeout):
+        err = RequestTimeoutError(
+            f"{_origin(url)} sent no response headers within {read_timeout} s", phase="first_event"
+        )
+    elif isinstance(exc, requests.exceptions.InvalidHeader):
+        # Its message quotes the header value, which may be a key: neither it nor the
+        # exception travels on. Keys are checked when they come in, so this is another
+        # header (a custom one, or a token from elsewhere).
+        return ApiRequestError(
+            "a request header is not valid (a line break, or leading whitespace, in a header "
+            "value); check the key and any extra headers"
+        )
+    elif isinstance(exc, requests.exceptions.InvalidURL):
+        err = ApiRequestError(f"invalid URL {url!r}: {exc}; check base_url")
+    elif isinstance(exc, (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)):
+        err = ApiRequestError(f"invalid URL {url!r}: it needs an http:// or https:// prefix; check base_url")
+    else:
+        err = NetworkError(f"could not reach {_origin(url)}: {_reason(exc)}")
+    err.__cause__ = exc
+    return err
+
+
+def _forget_locals(exc: BaseException) -> None:
+    """Clear the local variables of the finished frames under ``exc`` and its chained errors.
+
+    Those are requests' and urllib3's frames, where the request headers (and so the
+    key) sit in plain dicts. The file names and line numbers stay.
+    """
+    import traceback
+
+    seen: Optional[BaseException] = exc
+    for _ in range(16):  # chains here are a few errors long; the bound guards against cycles
+        if seen is None:
+            return
+        traceback.clear_frames(seen.__traceback__)  # the executing frames are skipped
+        seen = seen.__cause__ or seen.__context__
+
+
+# Origins already warned about (see _warn_plain_http).
+_warned_origins: set[str] = set()
+# Header names that carry a key in some provider's requests.
+_KEY_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key", "proxy-authorization")
+
+
+def _warn_plain_http(url: str, headers: Mapping[str, str]) -> None:
+    """Warn, once per origin, when a key is about to go over plain http to another machine."""
+    origin = _origin(url)
+    if origin in _warned_origins:
+        return
+    if not any(v and k.lower() in _KEY_HEADERS for k, v in headers.items()):
+        return
+    host = (urlsplit(url).hostname or "").lower()
+    if _is_loopback(host):
+        return
+    import warnings
+
+    _warned_origins.add(origin)
+    message = (
+        f"llm_sync is sending an API key over plain http:// to {host}, where anyone on the "
+        "network path can read it; use an https:// base_url (this warning is shown once per "
+        "host and port)"
+    )
+    try:
+        warnings.warn(message, UserWarning, stacklevel=3)
+    except UserWarning:
+        # Warnings are errors here (-W error): then the key is not sent at all, and the
+        # stream fails with that reason rather than with an error from deep inside.
+        _warned_origins.discard(origin)
+        raise ApiRequestError(message.split(" (this warning")[0]) from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def read_bounded(resp: requests.Response) -> str:
