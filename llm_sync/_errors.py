@@ -32,6 +32,7 @@ import re
 from typing import TYPE_CHECKING, Any, Optional
 
 from ._redact import redact
+from ._retry import clamp_retry_after
 
 if TYPE_CHECKING:
     from ._stream import CollectedResponse
@@ -162,7 +163,7 @@ class ContextOverflowError(ApiError):
 
 
 class RateLimitedError(ApiError):
-    """Too many requests; ``retry_after`` is the wait in seconds when the provider said."""
+    """Too many requests; ``retry_after`` is the wait in seconds when the provider said (at most a week)."""
 
     retryable = True
 
@@ -175,7 +176,7 @@ class RateLimitedError(ApiError):
         **kw: Any,
     ) -> None:
         super().__init__(message, **kw)
-        self.retry_after = retry_after
+        self.retry_after = clamp_retry_after(retry_after)
         self.resets_in_seconds = resets_in_seconds
 
 
@@ -186,7 +187,7 @@ class ServerError(ApiError):
 
     def __init__(self, message: str, *, retry_after: Optional[float] = None, **kw: Any) -> None:
         super().__init__(message, **kw)
-        self.retry_after = retry_after
+        self.retry_after = clamp_retry_after(retry_after)
 
 
 class RequestTimeoutError(LlmError):
