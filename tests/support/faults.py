@@ -522,8 +522,10 @@ def in_band_error(flavor: Flavor, message: str) -> bytes:
         return json.dumps({"error": message}).encode() + b"\n"
     if flavor.name == "gemini":
         return sse_event(None, {"error": {"code": 401, "message": message, "status": "UNAUTHENTICATED"}})
-    if flavor.name == "openai":
+    if flavor.name in ("openai", "codex"):
         return sse_event("error", {"type": "error", "code": "invalid_api_key", "message": message})
+    if flavor.name == "openai_compatible":
+        return sse_event(None, {"error": {"message": message, "type": "invalid_request_error", "code": 401}})
     return sse_event("error", {"type": "error", "error": {"type": "authentication_error", "message": message}})
 
 
