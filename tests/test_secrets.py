@@ -487,7 +487,7 @@ def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forget which origins were warned about, so this test sees the first warning."""
     from llm_sync._transport import _http
 
-    monkeypatch.setattr(_http, "_warned_origins", set())
+    monkeypatch.setattr(_http, "_checked_origins", set())
 
 
 @pytest.mark.parametrize("flavor", ALL)

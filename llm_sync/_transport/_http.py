@@ -283,8 +283,8 @@ def _forget_locals(exc: BaseException) -> None:
         seen = seen.__cause__ or seen.__context__
 
 
-# Origins already warned about (see _warn_plain_http).
-_warned_origins: set[str] = set()
+# Origins already warned about, or found to be this machine (see _warn_plain_http).
+_checked_origins: set[str] = set()
 # Header names that carry a key in some provider's requests.
 _KEY_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key", "proxy-authorization")
 
@@ -292,16 +292,16 @@ _KEY_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key", "prox
 def _warn_plain_http(url: str, headers: Mapping[str, str]) -> None:
     """Warn, once per origin, when a key is about to go over plain http to another machine."""
     origin = _origin(url)
-    if origin in _warned_origins:
+    if origin in _checked_origins:
         return
     if not any(v and k.lower() in _KEY_HEADERS for k, v in headers.items()):
         return
     host = (urlsplit(url).hostname or "").lower()
+    _checked_origins.add(origin)
     if _is_loopback(host):
         return
     import warnings
 
-    _warned_origins.add(origin)
     message = (
         f"llm_sync is sending an API key over plain http:// to {host}, where anyone on the "
         "network path can read it; use an https:// base_url (this warning is shown once per "
@@ -312,7 +312,7 @@ def _warn_plain_http(url: str, headers: Mapping[str, str]) -> None:
     except UserWarning:
         # Warnings are errors here (-W error): then the key is not sent at all, and the
         # stream fails with that reason rather than with an error from deep inside.
-        _warned_origins.discard(origin)
+        _checked_origins.discard(origin)
         raise ApiRequestError(message.split(" (this warning")[0]) from None
 
 
