@@ -194,8 +194,7 @@ class VertexProvider(HttpProvider):
             )
         if missing:
             raise missing_settings("Vertex AI", missing)
-        if not found_location.replace("-", "").isalnum():
-            raise ValueError(f"location {found_location!r} for Vertex AI is not a region name such as 'us-east5' or 'global'")
+        _check_location(found_location)
         assert found_project is not None
         url = setting(base_url, "GOOGLE_VERTEX_BASE_URL", *self.base_url_aliases) or vertex_host(found_location)
         super().__init__(
@@ -240,8 +239,13 @@ class VertexProvider(HttpProvider):
             new._check_temperature(new._temperature)  # Claude takes at most 1.0
         return new
 
+    def with_base_url(self: V, base_url: str) -> V:
+        """A copy that talks to another host root (a trailing ``/v1`` is accepted)."""
+        return super().with_base_url(_host_root(base_url))
+
     def with_location(self: V, location: str) -> V:
         """A copy in another location (the host follows, unless ``base_url`` was set to another one)."""
+        _check_location(location)
         host = self._base_url
         if host == vertex_host(self._location):
             host = vertex_host(location)
@@ -405,6 +409,12 @@ class VertexAnthropicProvider(VertexProvider):
     def build_call(self, context: Context) -> Tuple[HttpCall, Parser]:
         body = json_body(self.request_body(context))
         return self._call(self.model_url("streamRawPredict"), body, "sse"), anthropic.parse_events
+
+
+def _check_location(location: str) -> None:
+    # It goes into the host name and the path: a region name, nothing else.
+    if not location or not location.replace("-", "").isalnum():
+        raise ValueError(f"location {location!r} for Vertex AI is not a region name such as 'us-east5' or 'global'")
 
 
 def _host_root(url: str) -> str:

@@ -167,6 +167,9 @@ def test_hosts_follow_the_location() -> None:
     assert c.with_location("global").base_url == "https://aiplatform.googleapis.com"
     with pytest.raises(ValueError, match="region name"):
         VertexGeminiProvider(TOKEN, project=PROJECT, location="us-east5/../x")
+    with pytest.raises(ValueError, match="region name"):
+        c.with_location("evil.example.com#")
+    assert c.with_base_url("http://127.0.0.1:9/v1/").base_url == "http://127.0.0.1:9"
 
 
 def test_location_and_project_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
