@@ -389,6 +389,7 @@ def _private_key_pem() -> str:
 def service_account(tmp_path: Path) -> Iterator[Dict[str, Any]]:
     """A service-account key file whose token endpoint is a loopback server, as ADC."""
     pytest.importorskip("google.auth")
+    pytest.importorskip("cryptography")  # to make the key here; google-auth signs with it or rsa
     pem = _private_key_pem()
     with LoopbackServer() as tokens:
         info = {
