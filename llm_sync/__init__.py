@@ -43,6 +43,7 @@ from .providers._base import StreamingModelProvider
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and IDEs
     from . import testing as testing
     from .providers import AnthropicProvider as AnthropicProvider
+    from .providers import AzureOpenAiProvider as AzureOpenAiProvider
     from .providers import BedrockProvider as BedrockProvider
     from .providers import CodexProvider as CodexProvider
     from .providers import DeepSeekProvider as DeepSeekProvider
@@ -53,6 +54,9 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from .providers import OpenAiCompatibleProvider as OpenAiCompatibleProvider
     from .providers import OpenAiProvider as OpenAiProvider
     from .providers import OpenRouterProvider as OpenRouterProvider
+    from .providers import VertexAnthropicProvider as VertexAnthropicProvider
+    from .providers import VertexGeminiProvider as VertexGeminiProvider
+    from .providers import VertexProvider as VertexProvider
     from .providers import ZaiProvider as ZaiProvider
 
 # Provider classes load on first use (their one registry is llm_sync.providers.REGISTRY),
@@ -66,6 +70,7 @@ __all__ = [
     "ApiError",
     "ApiRequestError",
     "AssistantReasoning",
+    "AzureOpenAiProvider",
     "BedrockProvider",
     "ChatMessage",
     "CodexProvider",
@@ -111,6 +116,9 @@ __all__ = [
     "ToolParameterParsingError",
     "UnknownModelError",
     "UnsupportedContentError",
+    "VertexAnthropicProvider",
+    "VertexGeminiProvider",
+    "VertexProvider",
     "ZaiProvider",
     "__version__",
     "all_models",

@@ -22,6 +22,7 @@ __all__ = [
     "get_local_models",
     "lookup",
     "model_ids",
+    "names_deployments",
     "provider_label",
 ]
 
@@ -34,12 +35,16 @@ _SUFFIX_PATTERN = r"(?:-latest|-\d{8}|-\d{4}-\d{2}-\d{2})$"
 
 
 class _Provider:
-    __slots__ = ("key", "label", "env", "models", "by_lower", "by_stem")
+    __slots__ = ("key", "label", "env", "deployments", "models", "by_lower", "by_stem")
 
-    def __init__(self, key: str, label: str, env: Optional[str], models: List[LlmModel]) -> None:
+    def __init__(
+        self, key: str, label: str, env: Optional[str], models: List[LlmModel], deployments: bool = False
+    ) -> None:
         self.key = key
         self.label = label
         self.env = env
+        #: Model strings name the user's deployments (Azure): any name is accepted.
+        self.deployments = deployments
         self.models: Dict[str, LlmModel] = {m.model_id: m for m in models}
         self.by_lower: Dict[str, List[str]] = {}
         self.by_stem: Dict[str, List[str]] = {}
@@ -53,7 +58,9 @@ class _Catalog:
         self.providers: Dict[str, _Provider] = {}
         for p in doc["providers"]:
             models = [_model(p["key"], p["env"], m) for m in p["models"]]
-            self.providers[p["key"]] = _Provider(p["key"], p["label"], p["env"], models)
+            self.providers[p["key"]] = _Provider(
+                p["key"], p["label"], p["env"], models, bool(p.get("deployments"))
+            )
 
 
 _lock = threading.Lock()
@@ -111,6 +118,12 @@ def provider_label(provider: str) -> Optional[str]:
     """The human name of a catalog provider (``"OpenRouter"``), None for others."""
     p = _catalog().providers.get(provider)
     return p.label if p else None
+
+
+def names_deployments(provider: str) -> bool:
+    """True when ``provider``'s model strings name deployments (``azure:<deployment>``), not catalog ids."""
+    p = _catalog().providers.get(provider)
+    return p.deployments if p else False
 
 
 def model_ids(provider: str) -> Tuple[str, ...]:
@@ -188,6 +201,17 @@ def _has_credentials(provider: str) -> bool:
         files = (os.environ.get("AWS_SHARED_CREDENTIALS_FILE"), os.environ.get("AWS_CONFIG_FILE"))
         paths = [Path(f) for f in files if f] + [home / ".aws" / "credentials", home / ".aws" / "config"]
         return any(p.is_file() for p in paths)
+    if provider == "vertex":
+        from ._keys import setting
+        from .providers.vertex import PROJECT_VARIABLES
+
+        if not setting(None, *PROJECT_VARIABLES):
+            return False
+        if setting(None, "GOOGLE_APPLICATION_CREDENTIALS"):
+            return True
+        gcloud = os.environ.get("CLOUDSDK_CONFIG")
+        config = Path(gcloud) if gcloud else home / ".config" / "gcloud"
+        return (config / "application_default_credentials.json").is_file()
     return True
 
 
@@ -197,12 +221,17 @@ def available_models() -> List[LlmModel]:
     A provider counts when its key variable is set in the environment or in a
     ``.env`` found from the working directory upwards. Codex counts when a sign-in
     exists (``~/.codex/auth.json``, ``$CODEX_HOME``, or llm_sync's own store) and
-    Bedrock when AWS credentials appear configured (variables or ``~/.aws``).
+    Bedrock when AWS credentials appear configured (variables or ``~/.aws``), Vertex
+    when a project is set and application default credentials exist (a key file in
+    ``GOOGLE_APPLICATION_CREDENTIALS`` or gcloud's). Azure's models are never listed:
+    what can be called there is the deployments the user made, which no file shows.
     """
     from ._keys import setting
 
     out: List[LlmModel] = []
     for p in _catalog().providers.values():
+        if p.deployments:
+            continue
         ok = setting(None, p.env) is not None if p.env else _has_credentials(p.key)
         if ok:
             out.extend(p.models.values())

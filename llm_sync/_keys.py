@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence, Tuple
 
 from ._errors import MissingApiKeyError
 from ._redact import register_secret
 
-__all__ = ["dotenv_values_from_cwd", "load_dotenv_from_cwd", "require_key", "setting"]
+__all__ = ["dotenv_values_from_cwd", "load_dotenv_from_cwd", "missing_settings", "require_key", "setting"]
 
 
 def dotenv_values_from_cwd() -> Dict[str, Optional[str]]:
@@ -64,3 +64,22 @@ def require_key(explicit: Optional[str], variable: str, provider: str, *aliases:
     key = key.strip()
     register_secret(key)
     return key
+
+
+def missing_settings(provider: str, missing: Sequence[Tuple[str, str]]) -> MissingApiKeyError:
+    """One error naming every missing setting at once.
+
+    ``missing`` holds ``(variable, what it is and the argument that gives it)`` pairs;
+    a first item that is not an environment variable's name (``"credentials"``) is
+    shown as a plain requirement.
+    """
+    variables = [name for name, _ in missing if name.replace("_", "").isupper()]
+    parts = [
+        f"{name} is not set ({what})" if name in variables else f"{name}: {what}" for name, what in missing
+    ]
+    where = " (variables are read from the environment or a .env file)" if variables else ""
+    return MissingApiKeyError(
+        f"{provider} is not configured: {'; '.join(parts)}{where}",
+        variables=variables,
+        provider=provider,
+    )

@@ -8,9 +8,11 @@ Grammar (whitespace around pieces is ignored)::
               | "openai-compatible:" model ["@" base_url]
 
 An empty model means the provider's default model. Catalog providers (anthropic, openai,
-codex, openrouter, gemini, deepseek, moonshot, zai, bedrock) check the model against the shipped
-catalog, tolerating case and a date suffix or ``-latest``; local and compatible servers accept
-any name. An unknown provider or model raises :class:`UnknownModelError` listing close matches.
+codex, openrouter, gemini, deepseek, moonshot, zai, bedrock, vertex) check the model against the
+shipped catalog, tolerating case and a date suffix or ``-latest``; local and compatible servers
+accept any name, and so does ``azure``, whose model strings name deployments
+(``azure:<deployment>``). ``vertex:`` builds a ``VertexGeminiProvider`` for ``gemini-*`` and a
+``VertexAnthropicProvider`` for ``claude-*``. An unknown provider or model raises :class:`UnknownModelError` listing close matches.
 """
 
 from __future__ import annotations
@@ -109,6 +111,10 @@ def _resolve(
     if key not in table and key != _LOCAL:
         raise _unknown_provider(key, model_id, table)
     if key not in _catalog.catalog_providers() or not model_id:
+        return key, model_id, None
+    if _catalog.names_deployments(key):
+        # azure:<deployment>: the user named it; the provider describes it from the
+        # catalog when it is named after its model.
         return key, model_id, None
     entry = _catalog.lookup(key, model_id)
     if entry is None:

@@ -436,7 +436,9 @@ def parse_events(frames: Iterator[Frame], *, keep_reasoning_details: bool = Fals
     ``native_finish_reason``) are ignored, ``object`` is optional, usage may come on a
     chunk with or without choices (or inside the choice), and reading goes on after
     ``finish_reason`` and after an empty-choices chunk until ``[DONE]`` or the end of
-    the body. An ``{"error": ...}`` chunk is raised as a typed error.
+    the body. An ``{"error": ...}`` chunk is raised as a typed error. Chunks with no
+    id, choices or usage before the answer (Azure's prompt annotations) do not start
+    the turn, so ``Start`` carries the response's own id.
     """
     turn = Turn()
     collector = ToolCallCollector(turn.calls)
@@ -454,6 +456,10 @@ def parse_events(frames: Iterator[Frame], *, keep_reasoning_details: bool = Fals
         if err is not None or frame.event == "error":
             raise error_from_event(err if err is not None else obj)
         if not turn.started:
+            if not obj.get("id") and not obj.get("choices") and not obj.get("usage"):
+                # An annotation ahead of the answer (Azure's prompt_filter_results, id ""):
+                # the turn starts with the first chunk that has the response id.
+                continue
             yield turn.start(obj.get("id"), "chatcmpl-")
         u = obj.get("usage")
         if u:

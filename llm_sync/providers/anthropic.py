@@ -78,12 +78,15 @@ def build_request(
     model: str,
     max_tokens: Optional[int] = None,
     temperature: Optional[float] = None,
+    replay_for: Optional[str] = None,
 ) -> Dict[str, Any]:
     """The JSON body of a streamed Messages request for ``context``.
 
-    Raises ``UnsupportedContentError`` for audio, which the API does not take.
+    Thinking is replayed from turns written by ``replay_for`` (``"provider:model"``,
+    default ``"anthropic:<model>"``; Vertex passes its own). Raises
+    ``UnsupportedContentError`` for audio, which the API does not take.
     """
-    system, messages = map_messages(context, model)
+    system, messages = map_messages(context, model, replay_for)
     if max_tokens is None:
         max_tokens = DEFAULT_MAX_TOKENS  # the API requires one
     body: Dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_tokens}
@@ -114,9 +117,11 @@ def thinking_budget(effort: ReasoningEffort) -> int:
     return THINKING_BUDGETS[effort.value]
 
 
-def map_messages(context: Context, model: str) -> Tuple[Optional[str], List[Dict[str, Any]]]:
+def map_messages(
+    context: Context, model: str, replay_for: Optional[str] = None
+) -> Tuple[Optional[str], List[Dict[str, Any]]]:
     """``(system, messages)``: the last System message, and the rest in the API's shape."""
-    replay_for = f"anthropic:{model}"
+    replay_for = replay_for or f"anthropic:{model}"
     system: Optional[str] = None
     out: List[Dict[str, Any]] = []
     for m in context.messages:
@@ -403,9 +408,9 @@ def classify_error(status: int, headers: Mapping[str, str], body: str, model: Op
 
 
 def _read_error(
-    status: int, headers: Mapping[str, str], body: str, model: Optional[str] = None
+    status: int, headers: Mapping[str, str], body: str, model: Optional[str] = None, label: str = "Anthropic"
 ) -> LlmError:
-    """The typed error for a non-2xx answer from the Messages API."""
+    """The typed error for a non-2xx answer from the Messages API (``label`` names who answered)."""
     try:
         parsed = json.loads(body) if body.strip() else None
     except ValueError:
@@ -413,9 +418,9 @@ def _read_error(
     etype, text_, request_id = _error_fields(parsed)
     if not text_:
         text_ = error_summary(headers, body)
-    label = f"{status} {etype}" if etype else str(status)
+    kind = f"{status} {etype}" if etype else str(status)
     where = f" (request {request_id})" if request_id else ""
-    message = f"Anthropic answered HTTP {label}: {text_}{where}"
+    message = f"{label} answered HTTP {kind}: {text_}{where}"
     if status in (400, 413):
         over = overflow_error(text_, f"{message}; {OVERFLOW_HINT}", status=status, body=body)
         if over is not None:
