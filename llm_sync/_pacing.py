@@ -67,23 +67,20 @@ class Aimd:
 
     ``limit`` starts at ``ceiling``. A congestion signal halves it, at most once per
     round: only a request sent after the last cut can cut again, so the burst of
-    errors from requests that were already in flight counts once. Each success adds
-    ``1/limit``, i.e. about one more slot per round of successes, up to ``ceiling``.
+    errors from requests that were already in flight counts once. After ``limit``
+    successes in a row (one round at that limit) it grows by one, up to ``ceiling``.
     Used by one thread (the run's scheduler); not locked.
     """
 
-    __slots__ = ("ceiling", "_limit", "_sent", "_cut_after", "cuts")
+    __slots__ = ("ceiling", "limit", "_credit", "_sent", "_cut_after", "cuts")
 
     def __init__(self, ceiling: int) -> None:
         self.ceiling = ceiling
-        self._limit = float(ceiling)
+        self.limit = ceiling
+        self._credit = 0  # successes since the limit last changed
         self._sent = 0
         self._cut_after = 0  # tickets up to this one were sent before the last cut
         self.cuts = 0
-
-    @property
-    def limit(self) -> int:
-        return max(1, int(self._limit))
 
     def ticket(self) -> int:
         """Number a request as it is sent."""
@@ -94,14 +91,18 @@ class Aimd:
         """The request ``ticket`` met congestion; True if that cut the limit."""
         if ticket <= self._cut_after:
             return False
-        self._limit = max(1.0, float(int(self._limit) // 2))
+        self.limit = max(1, self.limit // 2)
+        self._credit = 0
         self._cut_after = self._sent
         self.cuts += 1
         return True
 
     def succeeded(self) -> None:
-        if self._limit < self.ceiling:
-            self._limit = min(float(self.ceiling), self._limit + 1.0 / self._limit)
+        if self.limit < self.ceiling:
+            self._credit += 1
+            if self._credit >= self.limit:
+                self.limit += 1
+                self._credit = 0
 
 
 # A worker process of an executor keeps one gate per run, shared by its threads;

@@ -36,16 +36,19 @@ class _Line(Progress):
         self.tty = bool(getattr(out, "isatty", lambda: False)())
         self.last = 0.0
         self.text = ""
-        self.started = time.monotonic()
+        self.written = ""
 
     def show(self, done: int, failed: int, in_flight: int, tokens: int, cost: Optional[float]) -> None:
         self.text = f"run_many: {done}/{self.total} done, " + counts_text(failed, in_flight, tokens, cost)
+        if self.text == self.written:
+            return
         now = time.monotonic()
         if now - self.last >= (_TTY_EVERY if self.tty else _LOG_EVERY) or done == self.total:
             self.last = now
             self._write()
 
     def _write(self) -> None:
+        self.written = self.text
         try:
             if self.tty:
                 self.out.write("\r\x1b[2K" + self.text)
@@ -56,14 +59,14 @@ class _Line(Progress):
             pass
 
     def close(self) -> None:
-        if self.text:
+        if self.text != self.written:
             self._write()
-            if self.tty:
-                try:
-                    self.out.write("\n")
-                    self.out.flush()
-                except (OSError, ValueError):
-                    pass
+        if self.tty and self.written:
+            try:
+                self.out.write("\n")
+                self.out.flush()
+            except (OSError, ValueError):
+                pass
 
 
 class _Bar(Progress):
