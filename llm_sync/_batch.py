@@ -30,7 +30,7 @@ from ._progress import Progress, open_progress
 from ._retry import RetryPolicy
 from ._stream import CollectedResponse
 from ._values import value
-from .providers._base import StreamingModelProvider
+from .providers._base import HttpProvider, StreamingModelProvider
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor, Future
@@ -151,6 +151,7 @@ def run_many(
     sender = _without_retries(provider)
     if executor is not None:
         _check_picklable(sender, items)
+    pricing = _Pricing(provider)
     hashes: Optional[List[str]] = None
     ckpt: Optional[Checkpoint] = None
     resumed: List[BatchResult] = []
@@ -167,7 +168,6 @@ def run_many(
                 "context there changed since the checkpoint was written. Pass a new checkpoint "
                 "path (or delete the file) to send everything again"
             )
-        pricing = _Pricing(provider)
         for i, rec in sorted(ckpt.records.items()):
             if i >= len(items) or (rec.error is not None and rec.error.retryable):
                 continue
@@ -175,7 +175,7 @@ def run_many(
             resumed.append(BatchResult(i, rec.response, rec.error, 0, cost, True))
         reused = {r.index for r in resumed}
         todo = [i for i in todo if i not in reused]
-    run = _Run(sender, items, hashes, todo, policy, max_workers, executor, ckpt, _Pricing(provider))
+    run = _Run(sender, items, hashes, todo, policy, max_workers, executor, ckpt, pricing)
     for r in resumed:
         run.count(r)
     shown_progress = open_progress(len(items), len(resumed)) if progress else None
@@ -216,6 +216,10 @@ def _without_retries(provider: StreamingModelProvider) -> StreamingModelProvider
     method = getattr(provider, "with_max_retries", None)
     if callable(method):
         found = method(0)
+        if isinstance(found, HttpProvider) and isinstance(provider, HttpProvider):
+            # The copy sends through the provider's own connection pool: connections
+            # opened before (or by an earlier run) are reused, none are left behind.
+            found._transport_ref = provider._transport()
         if isinstance(found, StreamingModelProvider):
             return found
     return provider
@@ -245,19 +249,24 @@ def _check_picklable(provider: StreamingModelProvider, items: List[Context]) -> 
 
 
 class _Pricing:
-    """Dollar cost of a response at the catalog's prices, the model looked up once per name."""
+    """Dollar cost of a response at the catalog's prices, each model looked up once."""
 
     def __init__(self, provider: StreamingModelProvider) -> None:
-        self.provider = provider
+        # Looked up now, in the caller's thread: the first lookup loads the catalog
+        # (tens of ms), which must not hold up the scheduler once requests run.
+        parts = provider.providers if isinstance(provider, AlloyedModelProvider) else (provider,)
         self.models: Dict[Tuple[str, str], Optional[LlmModel]] = {}
+        for p in parts:
+            pid, name = getattr(p, "provider_id", None), getattr(p, "model_name", None)
+            if isinstance(pid, str) and isinstance(name, str):
+                self.models[(pid, name)] = p.model()
 
     def cost(self, response: CollectedResponse) -> Optional[float]:
         if response.usage is None:
             return None
         key = (response.provider, response.model)
         if key not in self.models:
-            own = None if isinstance(self.provider, AlloyedModelProvider) else self.provider.model()
-            self.models[key] = own if own is not None and own.model_id == response.model else lookup(*key)
+            self.models[key] = lookup(*key)
         model = self.models[key]
         return None if model is None else estimate_cost(model, response.usage)
 
