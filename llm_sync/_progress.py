@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from typing import IO, Any, Optional
 
 __all__ = ["Progress", "counts_text", "open_progress"]
@@ -98,7 +99,11 @@ def open_progress(total: int, initial: int, *, use_tqdm: bool = True, out: Optio
     """A tqdm bar when tqdm is importable (and ``use_tqdm``), else the plain stderr line."""
     if use_tqdm:
         try:
-            from tqdm.auto import tqdm
+            with warnings.catch_warnings():
+                # In a notebook without ipywidgets tqdm.auto warns and draws a text bar,
+                # which Jupyter shows well: the bar asked for, without the noise.
+                warnings.simplefilter("ignore")
+                from tqdm.auto import tqdm
         except ImportError:
             pass
         else:
