@@ -108,6 +108,8 @@ class PacedServer:
         self.reset()
 
     def reset(self) -> None:
+        self.active = 0
+        self.peak_streams = 0
         self.sends = 0
         self.late_sum = 0.0
         self.late_max = 0.0
@@ -117,7 +119,7 @@ class PacedServer:
 
     def stats(self) -> Dict[str, Any]:
         wall = time.monotonic() - self.wall0
-        return {"sends": self.sends, "late_mean_ms": 1000 * self.late_sum / max(1, self.sends),
+        return {"sends": self.sends, "peak_streams": self.peak_streams, "late_mean_ms": 1000 * self.late_sum / max(1, self.sends),
                 "late_max_ms": 1000 * self.late_max, "late_over_10ms": self.late_over_10ms,
                 "cpu_share": (time.process_time() - self.cpu0) / wall if wall > 0 else 0.0}
 
@@ -155,7 +157,12 @@ class PacedServer:
                 stream = _Stream(writer, texts, tail, loop.time(), ms / 1000, done)
                 self.seq += 1
                 heapq.heappush(self.heap, (stream.start + stream.every, self.seq, stream))
-                await done
+                self.active += 1
+                self.peak_streams = max(self.peak_streams, self.active)
+                try:
+                    await done
+                finally:
+                    self.active -= 1
         except (asyncio.IncompleteReadError, ConnectionError, OSError, ValueError):
             pass
         finally:
@@ -376,7 +383,8 @@ def scenario(name: str, port: int, rounds: int, k: int, events: int, ms: float, 
             else:
                 log(f"  {name} round {rnd + 1} {client}: wall {row['wall_s']:.2f} s, "
                     f"{row['cpu_us_per_chunk']:.0f} µs CPU/chunk, {row['errors']} errors, {row['short']} short, "
-                    f"peak {row['peak_threads']} threads, server late max {row['server']['late_max_ms']:.0f} ms")
+                    f"peak {row['peak_threads']} threads, {row['server']['peak_streams']} streams at once, "
+                    f"server late max {row['server']['late_max_ms']:.0f} ms")
     ratios: Dict[str, List[float]] = {"wall": [], "cpu": []}
     for a, b in zip(rows["run_many"], rows["thread_pool"]):
         if not a.get("failed") and not b.get("failed"):
@@ -393,16 +401,18 @@ def report(R: Dict[str, Any]) -> str:
         pace = f"one event every {sc['ms']:g} ms" if sc["ms"] else "sent at once"
         L += [f"## {sc['name']}: {sc['k']:,} items × {sc['events']} events, {pace}, max_workers={sc['workers']}", "",
               "| client | wall s (ideal) | CPU µs/chunk | lag p50 / p99 / max s | completed | errors | short "
-              "| peak threads | peak RSS MiB | threads / sockets left | server late mean / max ms |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| streams at once (server) | peak threads | peak RSS MiB | threads / sockets left "
+              "| server late mean / max ms |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for client in CLIENTS:
             for row in sc["rounds"][client]:
                 if row.get("failed"):
-                    L.append(f"| {client} | failed | | | | | | | | | |")
+                    L.append(f"| {client} | failed | | | | | | | | | | |")
                     continue
                 lag = " / ".join("–" if row[k] is None else f"{row[k]:.2f}" for k in ("lag_p50_s", "lag_p99_s", "lag_max_s"))
                 L.append(f"| {client} | {row['wall_s']:.2f} ({row['ideal_s']:.1f}) | {row['cpu_us_per_chunk']:.0f} "
-                         f"| {lag} | {row['completed']} | {row['errors']} | {row['short']} | {row['peak_threads']} "
+                         f"| {lag} | {row['completed']} | {row['errors']} | {row['short']} "
+                         f"| {row['server']['peak_streams']} | {row['peak_threads']} "
                          f"| {row['peak_rss_mib']:.0f} | {row['threads_left']} / {row['sockets_left']} "
                          f"| {row['server']['late_mean_ms']:.1f} / {row['server']['late_max_ms']:.0f} |")
         rw, rc = med(sc["ratio_wall"]), med(sc["ratio_cpu"])
