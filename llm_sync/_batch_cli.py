@@ -13,10 +13,13 @@ Output: OUT.jsonl, written when the run ends, one line per input line and in inp
     {"index": 0, "id": "q1", "attempts": 1, "cost": 0.00012, "response": {...CollectedResponse.to_dict()...}}
     {"index": 1, "id": "q2", "attempts": 5, "cost": null, "error": {"type": "RateLimitedError", "message": "...", "retryable": true}}
 
+``-o -`` writes the same lines to standard output.
+
 While it runs, finished items go to the checkpoint ``OUT.jsonl.checkpoint`` (or
-``--checkpoint``): after Ctrl-C or a crash, the same command again sends only the items
-not finished (and those that failed with a retryable error). The checkpoint is deleted
-once every item succeeded.
+``--checkpoint PATH``; with ``-o -``, only that one): after Ctrl-C or a crash, the same
+command again sends only the items not finished (and those that failed with a retryable
+error). The default checkpoint is deleted once every item succeeded; one given with
+``--checkpoint`` is kept.
 
 Exit codes: 0 every item succeeded; 1 some failed (their errors are in OUT); 2 a usage
 error (bad arguments, an unknown model, a malformed input line, named with its number);
@@ -29,7 +32,7 @@ import argparse
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
+from typing import IO, TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
 
 if TYPE_CHECKING:
     from ._batch import BatchResult
@@ -60,13 +63,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", metavar="INPUT.jsonl", help="one prompt or context per line ('-' reads stdin)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.jsonl", help="where the results go")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.jsonl", help="where the results go ('-': stdout)")
     p.add_argument("-m", "--model", help="model string (default: $LLM_SYNC_MODEL)")
     p.add_argument("-s", "--system", help="system prompt for the lines that give none")
     p.add_argument("-j", "--workers", type=_positive, default=16, metavar="N", help="requests at once (default 16)")
     p.add_argument("--retries", type=_non_negative, default=4, metavar="N", help="re-sends per item (default 4)")
     p.add_argument("--max-tokens", type=_positive, metavar="N", help="cap each answer's length")
-    p.add_argument("--checkpoint", metavar="PATH", help="default: OUT.jsonl.checkpoint")
+    p.add_argument("--checkpoint", metavar="PATH", help="default: OUT.jsonl.checkpoint (none with -o -)")
     shown = p.add_mutually_exclusive_group()
     shown.add_argument("--progress", dest="progress", action="store_true", default=None, help="show progress")
     shown.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress")
@@ -123,7 +126,8 @@ def _run(args: argparse.Namespace) -> int:
 
     items = _read_items(args.input, args.system)
     provider = _provider(args.model, args.max_tokens)
-    checkpoint = args.checkpoint or args.output + ".checkpoint"
+    to_stdout = args.output == "-"
+    checkpoint = args.checkpoint or (None if to_stdout else args.output + ".checkpoint")
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     contexts = [c for _, c in items]
     results: List[Optional[BatchResult]] = [None] * len(items)
@@ -135,18 +139,26 @@ def _run(args: argparse.Namespace) -> int:
             for r in run:
                 results[r.index] = r
     except KeyboardInterrupt:
-        _say(
-            f"interrupted: {run.done} of {len(items)} items are in {checkpoint}; "
-            "run the same command again to send only the rest"
-        )
+        if checkpoint is None:
+            _say(f"interrupted after {run.done} of {len(items)} items (no checkpoint: pass --checkpoint to resume)")
+        else:
+            _say(
+                f"interrupted: {run.done} of {len(items)} items are in {checkpoint}; "
+                "run the same command again to send only the rest"
+            )
         return EXIT_INTERRUPTED
-    _write(args.output, items, results)
+    if to_stdout:
+        _write_to(sys.stdout, items, results)
+        sys.stdout.flush()
+    else:
+        _write(args.output, items, results)
     failed = sum(1 for r in results if r is not None and r.error is not None)
     if failed:
-        _say(f"{failed} of {len(items)} items failed (their errors are in {args.output}); "
-             f"run the same command again to retry the ones that may succeed")
+        where = "" if checkpoint is None else "; run the same command again to retry the ones that may succeed"
+        _say(f"{failed} of {len(items)} items failed (their errors are in the output){where}")
         return EXIT_ERROR
-    os.remove(checkpoint)
+    if checkpoint is not None and args.checkpoint is None:
+        os.remove(checkpoint)  # the default one, once it has served; one given with --checkpoint stays
     return EXIT_OK
 
 
@@ -215,20 +227,24 @@ def _write(path: str, items: List[Tuple[Any, Context]], results: List[Optional[B
     """OUT.jsonl in input order, replaced whole (a temporary file, then a rename)."""
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
-        for (ident, _), r in zip(items, results):
-            assert r is not None
-            line: dict[str, Any] = {"index": r.index}
-            if ident is not None:
-                line["id"] = ident
-            line["attempts"] = r.attempts
-            line["cost"] = r.cost
-            if r.response is not None:
-                line["response"] = r.response.to_dict()
-            else:
-                assert r.error is not None
-                line["error"] = {"type": type(r.error).__name__, "message": str(r.error), "retryable": r.error.retryable}
-            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+        _write_to(f, items, results)
     os.replace(tmp, path)
+
+
+def _write_to(f: IO[str], items: List[Tuple[Any, Context]], results: List[Optional[BatchResult]]) -> None:
+    for (ident, _), r in zip(items, results):
+        assert r is not None
+        line: dict[str, Any] = {"index": r.index}
+        if ident is not None:
+            line["id"] = ident
+        line["attempts"] = r.attempts
+        line["cost"] = r.cost
+        if r.response is not None:
+            line["response"] = r.response.to_dict()
+        else:
+            assert r.error is not None
+            line["error"] = {"type": type(r.error).__name__, "message": str(r.error), "retryable": r.error.retryable}
+        f.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 
 def _say(message: str) -> None:

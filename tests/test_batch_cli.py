@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -95,3 +96,42 @@ def test_progress_goes_to_stderr_and_answers_only_to_the_file(server: LoopbackSe
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
     assert "2/2" in done.stderr and "0 failed" in done.stderr
+
+
+def test_dash_writes_the_lines_to_stdout(server: LoopbackServer) -> None:
+    EchoModel(server)
+    done = batch(["-m", model(server), "-", "-o", "-"], stdin='"a"\n{"id": "b", "prompt": "b"}\n')
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(x) for x in done.stdout.splitlines()]
+    assert [(x.get("id"), x["response"]["text"]) for x in lines] == [(None, "echo: a"), ("b", "echo: b")]
+
+
+def test_ctrl_c_exits_130_and_the_same_command_goes_on(server: LoopbackServer, tmp_path: Path) -> None:
+    echo = EchoModel(server, delay=0.3)
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(f"p{i}") + "\n" for i in range(24)))
+    out = tmp_path / "out.jsonl"
+    env = dict(os.environ, PYTHONPATH=str(REPO), NO_PROXY="127.0.0.1")
+    code = "import sys; from llm_sync._batch_cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "-m", model(server), str(src), "-o", str(out), "-j", "4"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        server.wait_for_requests(9, timeout=30)  # two rounds of four answered, a third under way
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "items are in" in err and "run the same command again" in err and "Traceback" not in err
+    assert not out.exists()
+    finished = len((tmp_path / "out.jsonl.checkpoint").read_text().splitlines()) - 1
+    assert 4 <= finished < 24
+    before = len(echo.snapshot())
+    again = batch(["-m", model(server), str(src), "-o", str(out), "-j", "8"])
+    assert again.returncode == 0, again.stderr
+    assert len(echo.snapshot()) - before == 24 - finished
+    assert [x["response"]["text"] for x in read(out)] == [f"echo: p{i}" for i in range(24)]
