@@ -1,11 +1,4 @@
-"""Many requests at once: ``run_many`` (shared back-off, AIMD concurrency, checkpoints, any executor) and ``BatchResult``.
-
-How a run works: one scheduler thread (``llm_sync-batch-<n>``) decides what is sent
-when; the requests run on worker threads of the run (``llm_sync-batch-<n>-<k>``) or,
-with ``executor=``, as tasks of that executor. Every outcome comes back to the
-scheduler, which retries, paces, writes the checkpoint and hands results to the
-caller's iterator through a queue.
-"""
+"""Many requests at once: ``run_many`` (shared back-off, AIMD concurrency, checkpoints, any executor) and ``BatchResult``."""
 
 from __future__ import annotations
 
@@ -486,7 +479,13 @@ def _shutdown(run: _Run, progress: Optional[Progress]) -> None:
 
 
 def _drive(run: _Run) -> None:
-    """The scheduler thread: send, pace, retry, record; until every item finished or a stop."""
+    """The scheduler thread (``llm_sync-batch-<n>``): send, pace, retry, record; until every item finished or a stop.
+
+    It alone decides what is sent when. Requests run on the run's worker threads
+    (``llm_sync-batch-<n>-<k>``) or as tasks of the executor; every outcome comes back
+    here, through one queue, to be retried or written to the checkpoint and handed to
+    the caller's iterator through another.
+    """
     pending: Deque[int] = deque(run.todo)
     delayed: List[Tuple[float, int]] = []  # heap of (monotonic time it may go again, index)
     attempts: Dict[int, int] = dict.fromkeys(run.todo, 0)

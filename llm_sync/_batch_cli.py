@@ -1,30 +1,4 @@
-"""``llm-sync batch -m MODEL INPUT.jsonl -o OUT.jsonl``: run_many from the command line.
-
-Input: JSON Lines, one item per non-blank line, in one of three forms::
-
-    "What is the capital of France?"                         a JSON string: the prompt
-    {"id": "q1", "prompt": "What is ...?", "system": "..."}   a prompt, an optional system prompt
-    {"id": "q2", "messages": [...], "tools": [...]}           a whole Context (Context.to_dict())
-
-``id`` is optional, any JSON value, and copied to the output line.
-
-Output: OUT.jsonl, written when the run ends, one line per input line and in input order::
-
-    {"index": 0, "id": "q1", "attempts": 1, "cost": 0.00012, "response": {...CollectedResponse.to_dict()...}}
-    {"index": 1, "id": "q2", "attempts": 5, "cost": null, "error": {"type": "RateLimitedError", "message": "...", "retryable": true}}
-
-``-o -`` writes the same lines to standard output.
-
-While it runs, finished items go to the checkpoint ``OUT.jsonl.checkpoint`` (or
-``--checkpoint PATH``; with ``-o -``, only that one): after Ctrl-C or a crash, the same
-command again sends only the items not finished (and those that failed with a retryable
-error). The default checkpoint is deleted once every item succeeded; one given with
-``--checkpoint`` is kept.
-
-Exit codes: 0 every item succeeded; 1 some failed (their errors are in OUT); 2 a usage
-error (bad arguments, an unknown model, a malformed input line, named with its number);
-130 interrupted.
-"""
+"""``llm-sync batch -m MODEL INPUT.jsonl -o OUT.jsonl``: run_many from the command line."""
 
 from __future__ import annotations
 
@@ -39,7 +13,36 @@ if TYPE_CHECKING:
     from ._context import Context
     from .providers._base import StreamingModelProvider
 
-__all__ = ["add_parser", "main", "run"]
+__all__ = ["HELP", "add_parser", "main", "run"]
+
+HELP = """\
+Send every line of INPUT.jsonl to a model, many at a time, and write the results to OUT.jsonl.
+
+Input: JSON Lines, one item per non-blank line, in one of three forms:
+
+  "What is the capital of France?"                          a JSON string: the prompt
+  {"id": "q1", "prompt": "What is ...?", "system": "..."}   a prompt, an optional system prompt
+  {"id": "q2", "messages": [...], "tools": [...]}           a whole context (Context.to_dict())
+
+"id" is optional, any JSON value, and copied to the output line.
+
+Output: written when the run ends, one line per input line, in input order:
+
+  {"index": 0, "id": "q1", "attempts": 1, "cost": 0.00012, "response": {"text": ..., "usage": ..., ...}}
+  {"index": 1, "attempts": 5, "cost": null, "error": {"type": "RateLimitedError", "message": ..., "retryable": true}}
+
+"-o -" writes the same lines to standard output.
+
+While it runs, finished items go to the checkpoint OUT.jsonl.checkpoint (or --checkpoint PATH;
+with -o -, only that one): after Ctrl-C or a crash, the same command again sends only the items
+not finished (and those that failed with a retryable error). The default checkpoint is deleted
+once every item succeeded; one given with --checkpoint is kept. A 429 pauses every request of
+the run; rate limits and overloads lower the number in flight until they pass.
+
+Exit codes: 0 every item succeeded; 1 some failed (their errors are in the output) or a provider
+error; 2 a usage error (bad arguments, an unknown model, a malformed input line, named with its
+number); 130 interrupted.
+"""
 
 PROG = "llm-sync batch"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -54,7 +57,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "batch",
         help="send every line of a JSONL file to a model, many at a time, resumably",
-        description=__doc__.split("\n\n", 1)[1].split("Exit codes:")[0],
+        description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _arguments(p)
@@ -94,7 +97,7 @@ def _non_negative(text: str) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``llm-sync batch`` on its own: parse ``argv`` and run."""
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=PROG, description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     _arguments(parser)
     try:
         args = parser.parse_args(argv)

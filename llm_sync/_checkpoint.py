@@ -1,15 +1,4 @@
-"""The checkpoint of a batch run: a JSON Lines file with one line per finished item, appended as each finishes.
-
-Format (one JSON object per line)::
-
-    {"llm_sync_checkpoint": 1, "provider": "openai-compatible:m"}           first line
-    {"index": 0, "input": "<hash>", "attempts": 1, "response": {...}}       CollectedResponse.to_dict()
-    {"index": 1, "input": "<hash>", "attempts": 5,
-     "error": {"type": "RateLimitedError", "message": "...", "status": 429, "retryable": true}}
-
-``input`` is :func:`input_hash` of the item's context. A later line for the same index
-replaces an earlier one (a rerun appends the items it re-sent).
-"""
+"""The checkpoint of a batch run: a JSON Lines file with one line per finished item, appended as each finishes."""
 
 from __future__ import annotations
 
@@ -107,7 +96,18 @@ def _error(data: Mapping[str, Any]) -> LlmError:
 
 
 class Checkpoint:
-    """An open checkpoint file: what it held when opened, and appends of one line per ``write``."""
+    """An open checkpoint file: what it held when opened, and appends of one line per ``write``.
+
+    Format (one JSON object per line)::
+
+        {"llm_sync_checkpoint": 1, "provider": "openai_compatible:m"}           first line
+        {"index": 0, "input": "<hash>", "attempts": 1, "response": {...}}       CollectedResponse.to_dict()
+        {"index": 1, "input": "<hash>", "attempts": 5,
+         "error": {"type": "RateLimitedError", "message": "...", "status": 429, "retryable": true}}
+
+    ``input`` is :func:`input_hash` of the item's context. A later line for the same index
+    replaces an earlier one (a rerun appends the items it re-sent).
+    """
 
     def __init__(self, path: Union[str, os.PathLike[str]], provider: str) -> None:
         self.path = os.fspath(path)
