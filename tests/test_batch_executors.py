@@ -1,7 +1,7 @@
 """run_many with executor=: a ProcessPoolExecutor and a real Dask LocalCluster (worker processes), over loopback HTTP.
 
-The cluster is started once for the module: a LocalCluster with two worker processes
-costs seconds to start (figures in bench/README-batch.md), more than the tests themselves.
+The cluster is started once for the module: a LocalCluster with two worker processes costs
+seconds to import, start and close, more than the tests themselves (``-s`` prints its start time).
 """
 
 from __future__ import annotations
