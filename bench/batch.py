@@ -429,6 +429,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--smoke", action="store_true", help="the smallest settings (the test suite's)")
     ap.add_argument("--k", type=int, help="items in the paced scenario (default 1024)")
     ap.add_argument("--rounds", type=int)
+    ap.add_argument("--pace", metavar="EVENTS,MS", help="the paced scenario's events per stream and ms between them "
+                    "(default 150,20); a slower pace shows how many streams one process holds open at once")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--child", choices=CLIENTS, help=argparse.SUPPRESS)
@@ -450,6 +452,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         st["k"] = a.k
     if a.rounds:
         st["rounds"] = a.rounds
+    if a.pace:
+        events, ms = a.pace.split(",")
+        st["events"], st["ms"] = int(events), float(ms)
     R: Dict[str, Any] = {"mode": mode, "settings": st, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                          "command": " ".join(["python -m bench batch"] + (argv if argv is not None else sys.argv[1:])),
                          "file_limit": raise_file_limit()}
