@@ -135,3 +135,16 @@ def test_ctrl_c_exits_130_and_the_same_command_goes_on(server: LoopbackServer, t
     assert again.returncode == 0, again.stderr
     assert len(echo.snapshot()) - before == 24 - finished
     assert [x["response"]["text"] for x in read(out)] == [f"echo: p{i}" for i in range(24)]
+
+
+def test_llm_sync_batch_is_a_subcommand_of_the_cli(server: LoopbackServer, tmp_path: Path) -> None:
+    EchoModel(server)
+    env = dict(os.environ, PYTHONPATH=str(REPO), NO_PROXY="127.0.0.1")
+    done = subprocess.run(
+        [sys.executable, "-m", "llm_sync", "batch", "-m", model(server), "-", "-o", "-"],
+        input='"via the cli"\n', capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["response"]["text"] == "echo: via the cli"
+    listed = subprocess.run([sys.executable, "-m", "llm_sync", "--help"], capture_output=True, text=True, env=env, timeout=60)
+    assert "batch" in listed.stdout
