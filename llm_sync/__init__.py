@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from . import providers
 from ._alloyed import AlloyedModelProvider
+from ._batch import BatchResult, BatchRun, run_many
 from ._catalog import all_models, available_models, estimate_cost, get_local_models
 from ._content import ContentBlock
 from ._context import Context
@@ -71,6 +72,8 @@ __all__ = [
     "ApiRequestError",
     "AssistantReasoning",
     "AzureOpenAiProvider",
+    "BatchResult",
+    "BatchRun",
     "BedrockProvider",
     "ChatMessage",
     "CodexProvider",
@@ -126,6 +129,7 @@ __all__ = [
     "estimate_cost",
     "get_local_models",
     "parse_model",
+    "run_many",
 ]
 
 

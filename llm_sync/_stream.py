@@ -6,7 +6,7 @@ import threading
 import time
 import weakref
 from queue import Empty
-from typing import TYPE_CHECKING, Any, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Iterator, List, Mapping, Optional, Tuple
 
 from ._engine import CLOSED, End, Source, StreamState, spawn_reader, stop
 from ._errors import LlmError, RequestTimeoutError, stamp
@@ -25,11 +25,10 @@ from ._response import (
 from ._response import reasoning as _reasoning
 from ._response import text as _text
 from ._timeouts import Timeouts
+from ._tools import ToolCallRequest
 
 if TYPE_CHECKING:
     from types import TracebackType
-
-    from ._tools import ToolCallRequest
 
 __all__ = ["CollectedResponse", "LlmResponseStream"]
 
@@ -309,6 +308,44 @@ class CollectedResponse:
         )
         return ChatMessage.Assistant(
             content=self.text, reasoning=reasoning, tool_calls=list(self.tool_calls)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (every field; ``usage`` and ``encrypted_reasoning`` as dicts or None)."""
+        usage = self.usage
+        enc = self.encrypted_reasoning
+        return {
+            "message_id": self.message_id,
+            "text": self.text,
+            "reasoning": self.reasoning,
+            "tool_calls": [c.to_dict() for c in self.tool_calls],
+            "usage": None if usage is None else {k: v for k, v in usage.to_dict().items() if k != "type"},
+            "stop_reason": None if self.stop_reason is None else self.stop_reason.value,
+            "raw_stop_reason": self.raw_stop_reason,
+            "encrypted_reasoning": None if enc is None else {"id": enc.id, "content": enc.content},
+            "complete": self.complete,
+            "provider": self.provider,
+            "model": self.model,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CollectedResponse:
+        """Inverse of :meth:`to_dict`; absent keys take their empty values."""
+        usage = data.get("usage")
+        enc = data.get("encrypted_reasoning")
+        stop = data.get("stop_reason")
+        return cls(
+            message_id=data.get("message_id"),
+            text=data.get("text") or "",
+            reasoning=data.get("reasoning") or "",
+            tool_calls=tuple(ToolCallRequest.from_dict(c) for c in data.get("tool_calls") or ()),
+            usage=None if usage is None else Usage(**{k: v for k, v in usage.items() if k != "type"}),
+            stop_reason=None if stop is None else StopReason(stop),
+            raw_stop_reason=data.get("raw_stop_reason"),
+            encrypted_reasoning=None if enc is None else EncryptedReasoning(enc["id"], enc["content"]),
+            complete=bool(data.get("complete", True)),
+            provider=data.get("provider") or "",
+            model=data.get("model") or "",
         )
 
     def __repr__(self) -> str:

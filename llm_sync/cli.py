@@ -1,4 +1,4 @@
-"""The ``llm-sync`` command line: chat with a model string, list the catalog, sign in to Codex.
+"""The ``llm-sync`` command line: chat with a model string, list the catalog, sign in to Codex, run a batch.
 
 Exit codes: 0 success, 2 usage error (bad arguments, unknown model), 1 provider error (the
 typed error's message on stderr, never a traceback), 130 interrupted.
@@ -88,6 +88,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     login = sub.add_parser("login", help="sign in to a provider that uses OAuth (codex)")
     login.add_argument("provider", choices=["codex"], help="the provider to sign in to")
+    from . import _batch_cli
+
+    _batch_cli.add_parser(sub)
     return parser
 
 
@@ -118,6 +121,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "chat": _chat,
         "models": _models,
         "login": _login,
+        "batch": _batch,
     }[args.command]
     return _guarded(handler, args)
 
@@ -146,6 +150,12 @@ def _guarded(handler: Callable[[argparse.Namespace], int], args: argparse.Namesp
         # `llm-sync chat ... | head`: the reader left; not an error worth a message.
         _quiet_stdout()
         return EXIT_OK
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from . import _batch_cli
+
+    return _batch_cli.run(args)
 
 
 def _describe(err: BaseException) -> str:

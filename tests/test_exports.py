@@ -18,6 +18,8 @@ VOCABULARY = {
     "ApiError",
     "ApiRequestError",
     "AssistantReasoning",
+    "BatchResult",
+    "BatchRun",
     "ChatMessage",
     "CollectedResponse",
     "ContentBlock",
@@ -59,6 +61,7 @@ VOCABULARY = {
     "estimate_cost",
     "get_local_models",
     "parse_model",
+    "run_many",
 }
 
 # What llm_sync.providers offers for writing a provider (docs/adding-a-provider.rst).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import gc
+import json
 import socket
 import threading
 import time
@@ -15,6 +16,7 @@ import pytest
 from llm_sync import (
     ApiError,
     ApiRequestError,
+    CollectedResponse,
     Context,
     InvalidApiKeyError,
     LlmResponse,
@@ -25,7 +27,9 @@ from llm_sync import (
     StopReason,
     StreamInterruptedError,
 )
+from llm_sync._response import EncryptedReasoning, Usage
 from llm_sync._timeouts import Timeouts
+from llm_sync._tools import ToolCallRequest
 from tests.support.server import Close, LoopbackServer, Raw, Reply, Reset, Sleep, Stall, sse_chunks
 from tests.support.toy import PING, ToyProvider, done, reasoning, start, text
 
@@ -441,3 +445,16 @@ def test_a_parser_that_stops_at_its_end_marker_still_lets_the_connection_be_reus
         server.reply(Reply.event_stream(chat, "[DONE]"))
         assert provider.stream_response(Context()).collect().text == "hi"
     assert server.connections_accepted == 1
+
+
+def test_collected_response_round_trips_through_json() -> None:
+    r = CollectedResponse(
+        message_id="m1", text="hi", reasoning="hmm", tool_calls=(ToolCallRequest("c1", "f", '{"a":1}'),),
+        usage=Usage(10, 5, cached_input_tokens=2, reasoning_tokens=1), stop_reason=StopReason.TOOL_CALLS,
+        raw_stop_reason="tool_use", encrypted_reasoning=EncryptedReasoning("r1", "opaque"), complete=True,
+        provider="anthropic", model="claude-x",
+    )
+    back = CollectedResponse.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert back.to_dict() == r.to_dict()
+    assert back.usage == r.usage and back.tool_calls == r.tool_calls and back.stop_reason is StopReason.TOOL_CALLS
+    assert back.encrypted_reasoning == r.encrypted_reasoning
