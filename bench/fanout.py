@@ -63,6 +63,10 @@ OPENAI_THREADS = "openai SDK, threads"
 ASYNC_OPENAI = "AsyncOpenAI, asyncio"
 LITELLM = "litellm acompletion, asyncio"
 BASELINE = {"openai": REQ, "anthropic": REQ_ANTHROPIC}
+# --compare-tree DIR adds the llm_sync columns again, importing llm_sync from DIR
+# (a checkout of another commit), named "<column> [<DIR's name>]": before/after in
+# the same rounds.
+TREE_MARK = " ["
 
 COLUMNS = [
     Column(FLOOR, "floor", "openai", (), 1 << 30),
@@ -150,6 +154,7 @@ def _read(rec: Rec, texts: Iterable[Any]) -> None:
 def _thread_fn(column: str) -> Callable[[str, int], Iterable[Any]]:
     from bench import clients as C
 
+    column = column.split(TREE_MARK)[0]
     return {LLM_CHAT: C.llm_sync_compatible, LLM_ANTHROPIC: C.llm_sync_anthropic, REQ: C.requests_sseclient,
             REQ_ANTHROPIC: C.requests_sseclient_anthropic, OPENAI_THREADS: C.openai_sdk}[column]
 
@@ -263,6 +268,8 @@ def child(args: argparse.Namespace) -> Dict[str, Any]:
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     nofile = raise_file_limit()
     column, k, n, ms = args.child, args.k, args.n, args.ms
+    if args.tree:
+        sys.path.insert(0, args.tree)  # llm_sync from the other checkout; bench stays this one
     base = base_url(args.port, n, ms)
     warm = base_url(args.port, 3, 1)
     recs = [Rec() for _ in range(k)]
@@ -343,7 +350,7 @@ def child(args: argparse.Namespace) -> Dict[str, Any]:
     errors = [r.error for r in recs if r.error]
     short = sum(1 for r in done if not r.error and r.count != n)
     readers_left = -1
-    if column in (LLM_CHAT, LLM_ANTHROPIC):
+    if column.startswith("llm_sync"):
         # Every reader thread leaves once its stream ends.
         t_wait = time.perf_counter() + 2.0
         while True:
@@ -355,8 +362,9 @@ def child(args: argparse.Namespace) -> Dict[str, Any]:
     def q(xs: List[float], p: float) -> Optional[float]:
         return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else None
 
+    where = sys.modules["llm_sync"].__file__ if "llm_sync" in sys.modules else None
     return {
-        "column": column, "k": k, "n": n, "ms": ms, "nofile": nofile,
+        "column": column, "k": k, "n": n, "ms": ms, "nofile": nofile, "llm_sync": where,
         "wall_s": t_stop - t_start, "ideal_s": ideal, "user_s": user, "sys_s": sys_,
         "chunks": chunks, "expected": k * n,
         "cpu_us_per_chunk": (user + sys_) / chunks * 1e6 if chunks else None,
@@ -417,9 +425,12 @@ def stop_server(p: subprocess.Popen[str]) -> None:
         p.stdout.close()
 
 
-def run_cell(col: Column, port: int, k: int, n: int, ms: float, deadline: float) -> Dict[str, Any]:
+def run_cell(col: Column, port: int, k: int, n: int, ms: float, deadline: float,
+             trees: Dict[str, str]) -> Dict[str, Any]:
     cmd = [sys.executable, "-m", "bench.fanout", "--child", col.name, "--port", str(port), "--k", str(k),
            "--n", str(n), "--ms", f"{ms:g}", "--deadline", f"{deadline:g}"]
+    if col.name in trees:
+        cmd += ["--tree", trees[col.name]]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=deadline + 120, env=child_env(),
                            cwd=str(ROOT))
@@ -430,11 +441,20 @@ def run_cell(col: Column, port: int, k: int, n: int, ms: float, deadline: float)
     return json.loads(p.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def run(settings: Dict[str, Any], only: str = "", sdk: bool = True) -> Dict[str, Any]:
+def run(settings: Dict[str, Any], only: str = "", sdk: bool = True, compare_tree: str = "") -> Dict[str, Any]:
     """Every round, K and column; returns the raw cells and the summary. ``sdk=False`` leaves the SDK columns out."""
     ks: List[int] = settings["ks"]
     n, ms, rounds = settings["n"], settings["ms"], settings["rounds"]
     cols = [c for c in COLUMNS if importable(c.modules) and (sdk or c.kind != "sdk")]
+    trees: Dict[str, str] = {}
+    if compare_tree:
+        tree = str(Path(compare_tree).resolve())
+        if not (Path(tree) / "llm_sync" / "__init__.py").is_file():
+            raise SystemExit(f"--compare-tree {compare_tree}: no llm_sync package there")
+        extra = [c._replace(name=f"{c.name}{TREE_MARK}{Path(tree).name}]") for c in cols if c.kind == "llm_sync"]
+        trees = {c.name: tree for c in extra}
+        at = max(i for i, c in enumerate(cols) if c.kind == "llm_sync") + 1
+        cols = cols[:at] + extra + cols[at:]
     if only:
         want = [w.strip().lower() for w in only.split("|") if w.strip()]
         cols = [c for c in cols if c.kind in ("floor", "baseline") or any(w in c.name.lower() for w in want)]
@@ -452,7 +472,7 @@ def run(settings: Dict[str, Any], only: str = "", sdk: bool = True) -> Dict[str,
                 for col in order[shift:] + order[:shift]:
                     # However late on 2 cores: a deadline that only a stuck stream misses.
                     deadline = max(60.0, 10 * ideal) + k * n * 400e-6
-                    cell = run_cell(col, port, k, n, ms, deadline)
+                    cell = run_cell(col, port, k, n, ms, deadline, trees)
                     cell["round"] = rnd
                     cell["server"] = server_stats(srv)
                     cells.append(cell)
@@ -507,7 +527,10 @@ def summarize(cols: List[Column], ks: List[int], rounds: int, cells: List[Dict[s
                 "server_cpu_s": _stats([c["server"]["cpu_s"] for c in got]),
                 "failed": len(failed), "rounds": len(got),
             }
-            for label, other in (("x_baseline", BASELINE[col.api]), ("x_async_openai", ASYNC_OPENAI)):
+            pairs = [("x_baseline", BASELINE[col.api]), ("x_async_openai", ASYNC_OPENAI)]
+            if TREE_MARK in col.name:
+                pairs.append(("x_this_tree", col.name.split(TREE_MARK)[0]))  # the other tree ÷ this one
+            for label, other in pairs:
                 rs = [by[(r, k, col.name)]["cpu_us_per_chunk"] / by[(r, k, other)]["cpu_us_per_chunk"]
                       for r in range(rounds) if (r, k, col.name) in by and (r, k, other) in by
                       and by[(r, k, col.name)]["cpu_us_per_chunk"] and by[(r, k, other)]["cpu_us_per_chunk"]]
@@ -538,12 +561,12 @@ def report(F: Dict[str, Any]) -> str:
         L += [f"### K = {int(k):,}", "",
               "| client | CPU µs/chunk | × requests+sseclient (same format) | × AsyncOpenAI | system share | "
               "lag p50 ms | worst lag ms | errors | short | hung / late | peak RSS MiB | RSS KiB per stream | "
-              "peak threads | readers left | server late p99 ms |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "peak threads | readers left | server late p99 ms | CPU × the same column of this tree |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, r in rows.items():
             if "cpu_us" not in r:
                 why = "not run at this K (see bench/fanout.py)" if r.get("not_run") else f"failed {r['failed']}×"
-                L.append(f"| {name} | {why} |" + " |" * 14)
+                L.append(f"| {name} | {why} |" + " |" * 15)
                 continue
             hl = "/".join(f"{h}/{lt}" for h, lt in zip(r["hung"], r["late"]))
             errs = ",".join(map(str, r["errors"])) + (f" ({r['error_samples'][0][:80]})" if r["error_samples"] else "")
@@ -551,7 +574,8 @@ def report(F: Dict[str, Any]) -> str:
                      f"{fmt(r['sys_share'], 2)} | {fmt(r['lag_ms_p50'])} | {fmt(r['lag_ms_max'])} | {errs} | "
                      f"{','.join(map(str, r['short']))} | {hl} | {fmt(r['peak_rss_mib'])} | "
                      f"{fmt(r['rss_per_stream_kib'])} | {r['peak_threads']} | "
-                     f"{r['readers_left'] if r['readers_left'] >= 0 else '–'} | {fmt(r['server_late_p99_ms'], 1)} |")
+                     f"{r['readers_left'] if r['readers_left'] >= 0 else '–'} | {fmt(r['server_late_p99_ms'], 1)} | "
+                     f"{fmt(r.get('x_this_tree'), 2)} |")
         L.append("")
     return "\n".join(L) + "\n"
 
@@ -567,7 +591,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--only", default="", help="'|'-separated substrings of column names to keep "
                     "(the floor and the baselines always stay)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"), help="directory for <stamp>-fanout.md/.json")
+    ap.add_argument("--compare-tree", default="", help="a checkout of another commit: its llm_sync runs as "
+                    "extra columns in the same rounds (before/after)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--tree", default="", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--k", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=150, help=argparse.SUPPRESS)
@@ -585,7 +612,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         st["ks"] = [int(x) for x in args.ks.split(",")]
     if args.rounds:
         st["rounds"] = args.rounds
-    F = run(st, args.only, sdk=not (args.no_sdk or mode == "smoke"))
+    F = run(st, args.only, sdk=not (args.no_sdk or mode == "smoke"), compare_tree=args.compare_tree)
     md = f"# llm_sync fan-out benchmark {time.strftime('%Y-%m-%d %H:%M:%S')} ({mode})\n\n" \
          f"Command: `python -m bench.fanout {' '.join(argv if argv is not None else sys.argv[1:])}`\n\n" + report(F)
     out = Path(args.out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import gc
+import os
 import socket
 import threading
 import time
@@ -369,6 +370,69 @@ def test_a_slow_consumer_holds_the_reader_at_the_queue_bound(server: LoopbackSer
     time.sleep(0.3)
     assert stream._state.queue.qsize() <= _engine.MAX_QUEUED + 1
     assert len(list(stream)) == n + 2  # Start, every Text, Done: nothing dropped
+
+
+def test_a_consumer_that_stops_reading_holds_the_queue_at_its_bound_in_characters(server: LoopbackServer) -> None:
+    from llm_sync import _engine
+
+    piece = "x" * 4000
+    n = 2 * _engine.MAX_QUEUED_CHARS // len(piece)  # twice the bound, in few chunks
+    server.reply(Reply.event_stream(start(), *(text(piece) for _ in range(n)), done()))
+    stream = toy(server).stream_response(Context())
+    state = stream._state
+    deadline = time.monotonic() + 5
+    while not state.parked and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert state.parked, "the reader never reached the bound"
+    time.sleep(0.1)
+    queued = state.sent - state.taken
+    assert _engine.MAX_QUEUED_CHARS - len(piece) < queued <= _engine.MAX_QUEUED_CHARS + len(piece)
+    assert state.queue.qsize() < _engine.MAX_QUEUED
+    chunks = list(stream)
+    assert [c.chunk for c in chunks[1:-1]] == [piece] * n  # type: ignore[attr-defined]
+    assert state.sent == state.taken
+
+
+def test_a_reader_parked_on_a_full_queue_blocks_instead_of_polling(server: LoopbackServer) -> None:
+    from llm_sync import _engine
+
+    n = _engine.MAX_QUEUED + 500
+    server.reply(Reply.event_stream(start(), *(text("x") for _ in range(n)), done()))
+    stream = toy(server).stream_response(Context())
+    deadline = time.monotonic() + 5
+    while not stream._state.parked and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stream._state.parked
+    assert stream._thread is not None
+    status = f"/proc/self/task/{stream._thread.native_id}/status"
+    if not os.path.exists(status):
+        stream.close()
+        pytest.skip("needs /proc to count the reader's wake-ups")
+
+    def wakeups() -> int:
+        with open(status) as f:
+            return sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
+
+    before = wakeups()
+    time.sleep(0.3)
+    # Polling every few milliseconds would wake it about a hundred times here.
+    assert wakeups() - before <= 2
+    assert len(list(stream)) == n + 2  # and it goes on once the consumer reads
+
+
+def test_close_wakes_a_reader_parked_on_a_full_queue(server: LoopbackServer) -> None:
+    from llm_sync import _engine
+
+    n = _engine.MAX_QUEUED + 500
+    server.reply(Reply.event_stream(start(), *(text("x") for _ in range(n)), done()))
+    stream = toy(server).stream_response(Context())
+    deadline = time.monotonic() + 5
+    while not stream._state.parked and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stream._state.parked
+    t0 = time.monotonic()
+    stream.close()
+    assert wait_no_readers(1.0) + (time.monotonic() - t0) < 1.0
 
 
 def test_chunks_waiting_for_a_slow_consumer_are_not_objects_the_gc_tracks(server: LoopbackServer) -> None:
