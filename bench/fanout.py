@@ -77,7 +77,7 @@ COLUMNS = [
     # Past these K a column costs minutes of CPU per round on 2 cores (its per-chunk
     # cost at 64-256 streams says how many); the report marks the cells not run.
     Column(OPENAI_THREADS, "sdk", "openai", ("openai",), 1024),
-    Column(ASYNC_OPENAI, "sdk", "openai", ("openai",), 2048),
+    Column(ASYNC_OPENAI, "sdk", "openai", ("openai",), 1024),
     Column(LITELLM, "sdk", "openai", ("litellm",), 256),
 ]
 

@@ -12,7 +12,9 @@ Sections: throughput (per-chunk wall and CPU µs, event and bulk framing), ttfc
 during one stream, iterating and collect(); fresh process each), import (import
 time, and import + first stream; fresh interpreter each), close (close latency on
 a silent server, and abandoned streams), fanout (K streams at a real pace, each
-client in a fresh process, against ``bench.paced``; see ``bench/fanout.py``).
+client in a fresh process, against ``bench.paced``; see ``bench/fanout.py``), local
+(``llm-sync chat -m local`` against raw HTTP to the same embedded llama.cpp server,
+and the model's load time; see ``bench/local.py``).
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from bench import clients as C
-from bench import fanout, wire
+from bench import fanout, local, wire
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("throughput", "ttfc", "concurrency", "rss", "import", "close", "fanout")
+SECTIONS = ("throughput", "ttfc", "concurrency", "rss", "import", "close", "fanout", "local")
 
 # name -> settings; "smoke" is what tests/test_bench_smoke.py runs.
 MODES: Dict[str, Dict[str, Any]] = {
@@ -629,6 +631,11 @@ def summarize(cl: List[C.Client], R: Dict[str, Any]) -> Dict[str, Any]:
                    row["p99"] <= 100.0, "ms")
             left = out["readers_left"] + max(0, out["sockets_left"])
             target(f"{name}: reader threads + sockets left after close/abandon", left, 0, left == 0)
+    LM = R.get("local")
+    if LM and "ratios" in LM:
+        for what, label in (("ttft", "time to first token × raw HTTP"), ("tok_s", "raw HTTP tokens/s ÷ ours")):
+            v = LM["ratios"][what]["median"] if LM["ratios"][what] else None
+            target(f"llm-sync chat -m local: {label}", v, 1.1, v is not None and v <= 1.1, "×")
     F = R.get("fanout")
     if F:
         S["fanout"] = F["summary"]
@@ -735,6 +742,8 @@ def report(cl: List[C.Client], R: Dict[str, Any], S: Dict[str, Any]) -> str:
                      f"{r['cycle_gone_after_gc_ms']} | {r['readers_left']} / {r['sockets_left']} |")
     if "fanout" in R:
         L += ["", fanout.report(R["fanout"])]
+    if "local" in R:
+        L += ["", local.report(R["local"])]
     if R.get("section_s"):
         L += ["", "Seconds per section: " + ", ".join(f"{k} {v:.0f}" for k, v in R["section_s"].items())]
     return "\n".join(L) + "\n"
@@ -847,7 +856,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             # Its own paced server and a fresh process per cell: this process only waits.
             R["fanout"] = fanout.run(dict(fanout.MODES[mode]), args.only,
                                      sdk=not (args.no_sdk or mode == "smoke"))
-            timed["fanout"] = time.perf_counter() - mark
+            timed["fanout"], mark = time.perf_counter() - mark, time.perf_counter()
+        if "local" in sections:
+            R["local"] = local.run(dict(local.MODES[mode]))
+            timed["local"] = time.perf_counter() - mark
     finally:
         C.reset()
         stop_server(srv)

@@ -50,6 +50,12 @@ def test_bench_smoke_runs_every_section_and_writes_results(tmp_path: Path) -> No
     cells = result["raw"]["fanout"]["cells"]
     assert all(c["chunks"] == c["expected"] for c in cells if "chunks" in c)
     assert not [c for c in cells if "failed" in c]
+    # The embedded model against raw HTTP to the same server (where the extra is installed).
+    local = result["raw"]["local"]
+    if sys.version_info >= (3, 10) and "skipped" not in local:
+        for name, rows in local["rows"].items():
+            assert rows[0]["ttft_ms"] > 0 and rows[0]["tokens"] >= 1, name
+        assert "## The embedded model" in (tmp_path / written[1]).read_text()
     # The report names the targets of issues 10 and 28.
     md = (tmp_path / written[1]).read_text()
     assert "## Targets (issues 10 and 28)" in md and "close of a blocked stream" in md
