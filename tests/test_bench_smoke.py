@@ -15,7 +15,7 @@ def test_bench_smoke_runs_every_section_and_writes_results(tmp_path: Path) -> No
     env = dict(os.environ, PYTHONPATH=str(REPO), NO_PROXY="127.0.0.1,localhost")
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)],
-        cwd=str(REPO), env=env, capture_output=True, text=True, timeout=120,
+        cwd=str(REPO), env=env, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     written = sorted(p.name for p in tmp_path.iterdir())
