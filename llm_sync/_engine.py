@@ -128,8 +128,13 @@ class StreamState:
         return False
 
     def has_room(self) -> bool:
-        """Whether a parked reader may go on: the queue is down to half of both bounds."""
-        return self.queue.qsize() <= MAX_QUEUED // 2 and self.sent - self.taken <= MAX_QUEUED_CHARS // 2
+        """Whether a parked reader may go on: the queue is empty, or down to half of both bounds.
+
+        ``sent`` already counts the chunk the reader holds, so a chunk larger than half
+        the bound only goes once the queue is empty.
+        """
+        n = self.queue.qsize()
+        return n == 0 or (n <= MAX_QUEUED // 2 and self.sent - self.taken <= MAX_QUEUED_CHARS // 2)
 
     def unpark(self) -> None:
         """Called by the consumer after taking a chunk while ``parked``: wake the reader once there is room."""

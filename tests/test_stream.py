@@ -393,6 +393,24 @@ def test_a_consumer_that_stops_reading_holds_the_queue_at_its_bound_in_character
     assert state.sent == state.taken
 
 
+def test_a_chunk_larger_than_half_the_bound_goes_once_the_queue_is_empty(server: LoopbackServer) -> None:
+    from llm_sync import _engine
+
+    small, big = "s" * 4000, "b" * (_engine.MAX_QUEUED_CHARS * 3 // 4)
+    count = _engine.MAX_QUEUED_CHARS // 2 // len(small)
+    server.reply(Reply.event_stream(start(), *(text(small) for _ in range(count)), text(big), done()))
+    stream = toy(server).stream_response(Context())
+    deadline = time.monotonic() + 5
+    while not stream._state.parked and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stream._state.parked  # holding the big chunk: the queue plus it is over the bound
+    t0 = time.monotonic()
+    chunks = list(stream)
+    # The reader is woken when the consumer empties the queue, not by its 30 s re-check.
+    assert time.monotonic() - t0 < 5
+    assert [c.chunk for c in chunks[1:-1]] == [small] * count + [big]  # type: ignore[attr-defined]
+
+
 def test_a_reader_parked_on_a_full_queue_blocks_instead_of_polling(server: LoopbackServer) -> None:
     from llm_sync import _engine
 
