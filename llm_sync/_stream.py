@@ -8,7 +8,7 @@ import weakref
 from queue import Empty
 from typing import TYPE_CHECKING, Any, Iterator, List, Mapping, Optional, Tuple
 
-from ._engine import CLOSED, End, Source, StreamState, spawn_reader, stop
+from ._engine import CLOSED, End, Source, StreamState, size_of, spawn_reader, stop
 from ._errors import LlmError, RequestTimeoutError, stamp
 from ._messages import AssistantReasoning, ChatMessage, EncryptedReasoningContent
 from ._response import (
@@ -108,9 +108,10 @@ class LlmResponseStream:
     def __next__(self) -> LlmResponse:
         if self._ended:
             raise StopIteration
+        state = self._state
         try:
             try:
-                item = self._state.queue.get(True, self._slice)
+                item = state.queue.get(True, self._slice)
             except Empty:
                 item = self._wait()
             if self._total_deadline is not None and time.monotonic() > self._total_deadline:
@@ -120,17 +121,28 @@ class LlmResponseStream:
             self.close()
             raise
         cls = item.__class__
+        # Text and Reasoning wait in the queue as plain strings (see _engine); what
+        # is taken is counted against the queue's bound (StreamState.taken).
+        if cls is str:
+            state.taken += len(item)
+            if state.parked:
+                state.unpark()
+            self._got_any = True
+            return _text(item)
         if cls is End:
             return self._end(item)
         self._got_any = True
-        # Text and Reasoning wait in the queue as plain strings (see _engine).
-        if cls is str:
-            return _text(item)
         if cls is tuple:
-            return _reasoning(item[0])
-        if cls is Done:
-            self._ended = self._saw_done = True
-        return item  # type: ignore[no-any-return]
+            state.taken += len(item[0])
+            chunk: LlmResponse = _reasoning(item[0])
+        else:
+            state.taken += size_of(item)
+            chunk = item
+            if cls is Done:
+                self._ended = self._saw_done = True
+        if state.parked:
+            state.unpark()
+        return chunk
 
     def _wait(self) -> Any:
         """The slow path: nothing queued yet; wait in slices, watching the deadlines."""

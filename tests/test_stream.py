@@ -5,6 +5,7 @@ from __future__ import annotations
 import _thread
 import gc
 import json
+import os
 import socket
 import threading
 import time
@@ -375,6 +376,87 @@ def test_a_slow_consumer_holds_the_reader_at_the_queue_bound(server: LoopbackSer
     assert len(list(stream)) == n + 2  # Start, every Text, Done: nothing dropped
 
 
+def test_a_consumer_that_stops_reading_holds_the_queue_at_its_bound_in_characters(server: LoopbackServer) -> None:
+    from llm_sync import _engine
+
+    piece = "x" * 4000
+    n = 2 * _engine.MAX_QUEUED_CHARS // len(piece)  # twice the bound, in few chunks
+    server.reply(Reply.event_stream(start(), *(text(piece) for _ in range(n)), done()))
+    stream = toy(server).stream_response(Context())
+    state = stream._state
+    deadline = time.monotonic() + 5
+    while not state.parked and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert state.parked, "the reader never reached the bound"
+    time.sleep(0.1)
+    queued = state.sent - state.taken
+    assert _engine.MAX_QUEUED_CHARS - len(piece) < queued <= _engine.MAX_QUEUED_CHARS + len(piece)
+    assert state.queue.qsize() < _engine.MAX_QUEUED
+    chunks = list(stream)
+    assert [c.chunk for c in chunks[1:-1]] == [piece] * n  # type: ignore[attr-defined]
+    assert state.sent == state.taken
+
+
+def test_a_chunk_larger_than_half_the_bound_goes_once_the_queue_is_empty(server: LoopbackServer) -> None:
+    from llm_sync import _engine
+
+    small, big = "s" * 4000, "b" * (_engine.MAX_QUEUED_CHARS * 3 // 4)
+    count = _engine.MAX_QUEUED_CHARS // 2 // len(small)
+    server.reply(Reply.event_stream(start(), *(text(small) for _ in range(count)), text(big), done()))
+    stream = toy(server).stream_response(Context())
+    deadline = time.monotonic() + 5
+    while not stream._state.parked and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stream._state.parked  # holding the big chunk: the queue plus it is over the bound
+    t0 = time.monotonic()
+    chunks = list(stream)
+    # The reader is woken when the consumer empties the queue, not by its 30 s re-check.
+    assert time.monotonic() - t0 < 5
+    assert [c.chunk for c in chunks[1:-1]] == [small] * count + [big]  # type: ignore[attr-defined]
+
+
+def test_a_reader_parked_on_a_full_queue_blocks_instead_of_polling(server: LoopbackServer) -> None:
+    from llm_sync import _engine
+
+    n = _engine.MAX_QUEUED + 500
+    server.reply(Reply.event_stream(start(), *(text("x") for _ in range(n)), done()))
+    stream = toy(server).stream_response(Context())
+    deadline = time.monotonic() + 5
+    while not stream._state.parked and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stream._state.parked
+    assert stream._thread is not None
+    status = f"/proc/self/task/{stream._thread.native_id}/status"
+    if not os.path.exists(status):
+        stream.close()
+        pytest.skip("needs /proc to count the reader's wake-ups")
+
+    def wakeups() -> int:
+        with open(status) as f:
+            return sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
+
+    before = wakeups()
+    time.sleep(0.3)
+    # Polling every few milliseconds would wake it about a hundred times here.
+    assert wakeups() - before <= 2
+    assert len(list(stream)) == n + 2  # and it goes on once the consumer reads
+
+
+def test_close_wakes_a_reader_parked_on_a_full_queue(server: LoopbackServer) -> None:
+    from llm_sync import _engine
+
+    n = _engine.MAX_QUEUED + 500
+    server.reply(Reply.event_stream(start(), *(text("x") for _ in range(n)), done()))
+    stream = toy(server).stream_response(Context())
+    deadline = time.monotonic() + 5
+    while not stream._state.parked and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stream._state.parked
+    t0 = time.monotonic()
+    stream.close()
+    assert wait_no_readers(1.0) + (time.monotonic() - t0) < 1.0
+
+
 def test_chunks_waiting_for_a_slow_consumer_are_not_objects_the_gc_tracks(server: LoopbackServer) -> None:
     thoughts = [f"r{i}" for i in range(500)]
     texts = [f"t{i}" for i in range(2000)]
@@ -458,3 +540,16 @@ def test_collected_response_round_trips_through_json() -> None:
     assert back.to_dict() == r.to_dict()
     assert back.usage == r.usage and back.tool_calls == r.tool_calls and back.stop_reason is StopReason.TOOL_CALLS
     assert back.encrypted_reasoning == r.encrypted_reasoning
+
+
+def test_tool_arguments_count_against_the_queues_text_bound() -> None:
+    from llm_sync import LlmResponse, ToolCallRequest
+    from llm_sync._engine import OTHER_SIZE, size_of
+
+    big = "x" * 100_000
+    assert size_of(LlmResponse.ToolRequestArg("c", big)) == OTHER_SIZE + len(big)
+    call = LlmResponse.ToolRequestComplete(ToolCallRequest("c", "f", big))
+    assert size_of(call) == OTHER_SIZE + len(big)
+    assert size_of(LlmResponse.EncryptedReasoning("r", big)) == OTHER_SIZE + len(big)
+    assert size_of(big) == len(big) and size_of((big,)) == len(big)
+    assert size_of(LlmResponse.Done()) == OTHER_SIZE
