@@ -15,7 +15,6 @@ any name. An unknown provider or model raises :class:`UnknownModelError` listing
 
 from __future__ import annotations
 
-import importlib
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ._model import LlmModel
@@ -189,6 +188,11 @@ def _build(
 
 
 def _import(key: str, target: str) -> type:
+    # importlib.util is a submodule: `import importlib` alone does not load it, and in a
+    # regular (non-editable) install nothing else has loaded it before this runs.
+    import importlib
+    import importlib.util
+
     module_name, _, class_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -234,6 +238,9 @@ def _split_base_url(model_id: str) -> Tuple[str, Optional[str]]:
 
 
 def _local(model_id: str) -> StreamingModelProvider:
+    import importlib
+    import importlib.util
+
     if importlib.util.find_spec("llm_sync.local") is None:
         raise ImportError(
             "the 'local' model needs the embedded-model extra: pip install \"llm-sync[local]\" "
