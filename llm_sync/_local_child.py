@@ -80,7 +80,8 @@ def _serve(config: Dict[str, Any], out: IO[str]) -> int:
     try:
         server = xlc.Server(params)
     except Exception as err:  # the binding raises plain RuntimeError with a generic text
-        _say(out, error=f"llama.cpp could not load {config['name']}: {err}")
+        what = config.get("path") if not chunks else config["name"]
+        _say(out, error=f"llama.cpp could not load {what} (a damaged file, or a model it does not support): {err}")
         return 1
     _say(out, url=str(server.listening_address).rstrip("/"))
     # The parent reads stderr only while the server starts; what llama.cpp logs later
