@@ -312,7 +312,7 @@ class _Session:
         self, args: argparse.Namespace, built: Optional[Tuple[StreamingModelProvider, LlmModel]] = None
     ) -> None:
         """``built`` stands in for what ``-m`` would build (tests pass a fake provider)."""
-        from ._conversations import ConversationLog, LogError
+        from ._conversations import ConversationLog
 
         try:
             self.effort = ReasoningEffort.parse(args.effort)
@@ -320,6 +320,7 @@ class _Session:
             raise UsageError(str(err)) from None
         self.args = args
         self.log: Optional[ConversationLog] = None
+        self.warned = False
         self.cid: Optional[str] = None
         self.history: List[ChatMessage] = []
         self.system: Optional[str] = args.system
@@ -341,11 +342,6 @@ class _Session:
             if args.system is None:
                 self.system = found.system
             spec = spec or found.model
-        elif not args.no_log:
-            try:
-                self.log = ConversationLog()
-            except LogError as err:
-                _complain(f"warning: {err}; this conversation is not kept (--no-log says so quietly)")
         if built is not None:
             self.provider, self.model = built
             self.spec = str(self.model)
@@ -374,25 +370,33 @@ class _Session:
             self.noted_reasoning = True
         answer = collected.to_message()
         self.history += [user, answer]
-        if self.log is not None and collected.complete and not self.args.no_log:
-            from ._conversations import LogError
-
-            try:
-                self.cid = self.log.record(
-                    self.cid,
-                    model=self.spec,
-                    system=self.system,
-                    prompt=prompt,
-                    answer=collected.text,
-                    messages=[user, answer],
-                    usage=collected.usage.to_dict() if collected.usage is not None else None,
-                    stop_reason=collected.stop_reason.value if collected.stop_reason is not None else None,
-                )
-            except LogError as err:
-                _complain(f"warning: {err}")
+        if collected.complete and not self.args.no_log:
+            self._keep(prompt, collected, [user, answer])
         if self.args.usage:
             _print_usage(collected, self.model)
         return collected
+
+    def _keep(self, prompt: str, collected: CollectedResponse, messages: List[ChatMessage]) -> None:
+        """Add the exchange to the log, opened on first use (a failed run leaves no file behind)."""
+        from ._conversations import ConversationLog, LogError
+
+        try:
+            if self.log is None:
+                self.log = ConversationLog()
+            self.cid = self.log.record(
+                self.cid,
+                model=self.spec,
+                system=self.system,
+                prompt=prompt,
+                answer=collected.text,
+                messages=messages,
+                usage=collected.usage.to_dict() if collected.usage is not None else None,
+                stop_reason=collected.stop_reason.value if collected.stop_reason is not None else None,
+            )
+        except LogError as err:
+            if not self.warned:
+                self.warned = True
+                _complain(f"warning: {err}; the conversation is not kept (--no-log stops trying)")
 
 
 def _chat(args: argparse.Namespace) -> int:

@@ -67,6 +67,13 @@ def run(
     )
 
 
+@pytest.fixture(autouse=True)
+def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """XDG_DATA_HOME for in-process runs of main(): never the user's own log."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
 def closed_port_url() -> str:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -537,13 +544,6 @@ def _text(message: Dict[str, Any]) -> str:
     return content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
 
 
-@pytest.fixture
-def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """XDG_DATA_HOME for in-process runs of main()."""
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    return tmp_path / "data"
-
-
 def test_nothing_to_continue_and_unknown_ids_are_usage_errors(
     server: LoopbackServer, data_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -583,6 +583,7 @@ def test_an_unusable_data_dir_warns_but_the_answer_comes(
     done = run(["chat", "-m", _compatible(server), "hi"], tmp_path, env={"XDG_DATA_HOME": str(blocker)})
     assert (done.returncode, done.stdout) == (0, "still here\n")
     assert _one_line(done).startswith(f"llm-sync: warning: cannot open the conversation log {blocker}/llm-sync/logs.db: ")
+    assert done.stderr.rstrip().endswith("; the conversation is not kept (--no-log stops trying)")
     monkeypatch.setenv("XDG_DATA_HOME", str(blocker))
     for args in (["logs"], ["chat", "-c", "again"]):
         assert main(args) == 1
