@@ -340,3 +340,29 @@ def test_bad_server_options_are_refused() -> None:
         local.LocalServer(n_ctx=10)
     with pytest.raises(ValueError, match="threads"):
         local.LocalServer(threads=0)
+
+
+def test_a_gguf_file_llama_cpp_cannot_load_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    pytest.importorskip("xllamacpp")  # the server itself, without the bundled model
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\x00" * 64)  # the signature, then nothing sensible
+    done = subprocess.run(
+        [sys.executable, "-m", "llm_sync", "chat", "-m", f"local:{broken}", "hi"],
+        env=child_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"llm-sync: error: llama.cpp could not load {broken} (a damaged file, or a model it does not "
+        "support): Failed to init server, please check the input params."
+    ]
+
+
+def test_the_readme_set_up_command_installs_regularly_and_shows_pips_progress() -> None:
+    from tests.support.paths import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    command = readme.split("```sh\n", 1)[1].split("\n```", 1)[0]
+    install = command.split("&&")[1].split()
+    assert install[:2] == [".venv/bin/pip", "install"] and install[2:] == ["'.[local]'"]  # no -q, no -e
+    assert command.split("&&")[2].split()[:3] == [".venv/bin/llm-sync", "chat", "-m"]
