@@ -43,7 +43,7 @@ _BUSY_TIMEOUT = 10.0
 _TITLE = 80
 
 
-class LogError(Exception):
+class LogError(OSError):
     """The log cannot be opened, read or written; the message says which file and why."""
 
 

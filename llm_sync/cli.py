@@ -210,10 +210,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _guarded(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    import sqlite3
     import warnings
-
-    from ._conversations import LogError
 
     try:
         with warnings.catch_warnings():
@@ -233,10 +230,10 @@ def _guarded(handler: Callable[[argparse.Namespace], int], args: argparse.Namesp
         # `llm-sync chat ... | head`: the reader left; not an error worth a message.
         _quiet_stdout()
         return EXIT_OK
-    except (ImportError, ValueError, OSError, RuntimeError, LogError, sqlite3.Error) as err:
+    except (ImportError, ValueError, OSError, RuntimeError) as err:
         # Configuration problems found while building a provider or starting the local
         # model (a missing extra, an address that is not a URL, a model llama.cpp cannot
-        # load, a folder that cannot be written): the message says what to do.
+        # load, a folder or a conversation log that cannot be used): the message says what to do.
         _complain(f"error: {_plain(err)}")
         _debug_traceback()
         return EXIT_ERROR
