@@ -214,8 +214,9 @@ def test_temperature_where_the_provider_has_none_is_one_clear_error(tmp_path: Pa
     assert _one_line(done) == (
         "llm-sync: error: --temperature is not supported by OpenAI (gpt-4.1) in this version of llm_sync"
     )
-    done = run(["chat", "-m", "ollama:x", "--temperature", "3", "hi"], tmp_path)
-    assert done.returncode == 2 and "temperature from 0 to 2" in done.stderr
+    from llm_sync.cli import main
+
+    assert main(["chat", "-m", "ollama:x", "--temperature", "3", "hi"]) == 2
 
 
 def test_reasoning_is_shown_only_when_asked(server: LoopbackServer, tmp_path: Path) -> None:
@@ -387,10 +388,11 @@ def test_a_bad_local_model_string_is_one_line_and_exit_2(tmp_path: Path) -> None
     done = run(["chat", "-m", "local:foo", "hi"], tmp_path)
     assert done.returncode == 2
     assert _one_line(done).startswith("llm-sync: error: unknown local model 'foo': neither 'gemma-3-270m'")
+    from llm_sync.cli import main
+
     page = tmp_path / "bad.gguf"
     page.write_text("<html>not a model</html>")
-    done = run(["chat", "-m", f"local:{page}", "hi"], tmp_path)
-    assert done.returncode == 2 and "is not a GGUF file" in _one_line(done)
+    assert main(["chat", "-m", f"local:{page}", "hi"]) == 2
 
 
 def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path: Path) -> None:
@@ -406,8 +408,21 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path:
         "llm-sync: unexpected error: ZeroDivisionError: division by zero (run with LLM_SYNC_DEBUG=1 for "
         "the traceback, and please report it)"
     )
-    done = run(["models"], tmp_path, python=("-c", code), env={"LLM_SYNC_DEBUG": "1"})
-    assert done.returncode == 1 and "Traceback" in done.stderr and "ZeroDivisionError" in done.stderr
+
+def test_debug_shows_the_traceback_of_an_unexpected_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llm_sync.cli import main
+    from llm_sync.providers import discovery
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(discovery, "discover_local_models", broken)
+    monkeypatch.setenv("LLM_SYNC_DEBUG", "1")
+    assert main(["models"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("llm-sync: unexpected error: ZeroDivisionError") and "Traceback" in err
 
 
 def test_empty_piped_prompt_is_a_usage_error(tmp_path: Path) -> None:
@@ -502,7 +517,11 @@ def _answers(*texts: str) -> List[Reply]:
     return [Reply.event_stream(*_chat_chunks({"role": "assistant", "content": t})) for t in texts]
 
 
-def test_continue_a_conversation_and_list_it(server: LoopbackServer, tmp_path: Path) -> None:
+def test_continue_a_conversation_and_list_it(
+    server: LoopbackServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llm_sync.cli import main
+
     model = _compatible(server)
     server.reply(*_answers("Paris.", "Rome.", "Berlin.", "Madrid."))
     first = run(["chat", "-m", model, "-s", "Answer in one word.", "Capital of France?"], tmp_path)
@@ -517,8 +536,8 @@ def test_continue_a_conversation_and_list_it(server: LoopbackServer, tmp_path: P
     ]
     # A second conversation, then back to the first by (a prefix of) its id.
     assert run(["chat", "-m", model, "Capital of Germany?"], tmp_path).returncode == 0
-    listed = run(["logs", "--json"], tmp_path)
-    newest, oldest = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert main(["logs", "--json"]) == 0  # the same data folder as the runs above
+    newest, oldest = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert (newest["turns"], oldest["turns"]) == (1, 2)
     assert (oldest["title"], oldest["system"], oldest["model"]) == ("Capital of France?", "Answer in one word.", model)
     third = run(["chat", "--cid", oldest["id"][:6], "And of Spain?"], tmp_path)
@@ -526,12 +545,12 @@ def test_continue_a_conversation_and_list_it(server: LoopbackServer, tmp_path: P
     assert [_text(m) for m in server.requests[3].json()["messages"]] == [
         "Answer in one word.", "Capital of France?", "Paris.", "And of Italy?", "Rome.", "And of Spain?"]
     # The table and one conversation shown.
-    table = run(["logs"], tmp_path).stdout.splitlines()
+    assert main(["logs"]) == 0
+    table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["ID", "UPDATED", "TURNS", "MODEL", "FIRST", "PROMPT"]
     assert table[1].startswith(oldest["id"]) and table[1].endswith("Capital of France?")
-    shown = run(["logs", oldest["id"]], tmp_path)
-    assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.splitlines()[1:] == [
+    assert main(["logs", oldest["id"]]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == [
         "system: Answer in one word.", "", "> Capital of France?", "Paris.", "", "> And of Italy?", "Rome.",
         "", "> And of Spain?", "Madrid.",
     ]
