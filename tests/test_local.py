@@ -313,6 +313,24 @@ def test_model_path_copies_the_bundled_model_into_the_cache_once(tmp_path: Path,
         path.unlink(missing_ok=True)  # 250 MB: not left for pytest's kept temp folders
 
 
+@needs_local
+def test_without_memfd_the_server_loads_the_copy_in_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # What macOS and Windows do (no memfd_create): the parts joined once into the cache.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(local.sys, "platform", "darwin")
+    try:
+        with local.LocalServer(n_ctx=256) as server:
+            assert server.model_file == tmp_path / "llm-sync" / "models" / "gemma-3-270m-q4_k_m.gguf"
+            with open(f"/proc/{server.pid}/maps", encoding="utf-8") as f:
+                maps = f.read()
+            assert str(server.model_file) in maps and "memfd:" not in maps
+            p = server.provider(max_tokens=8)
+            assert "Paris" in ask(p, "What is the capital of France?")
+            del p
+    finally:
+        (tmp_path / "llm-sync" / "models" / "gemma-3-270m-q4_k_m.gguf").unlink(missing_ok=True)
+
+
 def test_model_argument(tmp_path: Path) -> None:
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")
