@@ -229,9 +229,14 @@ def test_interrupting_a_notebook_cell_while_the_model_loads(tmp_path: Path, monk
         monkeypatch.setenv(name, value)
     nb = nbformat.v4.new_notebook()
     nb.cells = [
-        nbformat.v4.new_code_cell("from llm_sync.local import local_provider\nprovider = local_provider()"),
+        nbformat.v4.new_code_cell(
+            "import time\nfrom llm_sync.local import local_provider\n"
+            "try:\n    provider = local_provider()\n"
+            "except KeyboardInterrupt:\n    caught = time.monotonic()\n    raise\n"
+        ),
         nbformat.v4.new_code_cell(
             "import psutil, threading\n"
+            "print(caught)\n"
             "print([c.pid for c in psutil.Process().children()])\n"
             "print([t.name for t in threading.enumerate() if t.name.startswith('llm_sync')])\n"
             "print(6 * 7)"
@@ -260,10 +265,13 @@ def test_interrupting_a_notebook_cell_while_the_model_loads(tmp_path: Path, monk
         client.execute_cell(nb.cells[1], 1)
     errors = [o["ename"] for o in loading.outputs if o.get("output_type") == "error"]
     assert errors == ["KeyboardInterrupt"]
-    assert seen["done"] - seen["sent"] < 2.0
+    caught, *printed = "".join(o.get("text", "") for o in nb.cells[1].outputs).splitlines()
+    # In the kernel, the interrupt became KeyboardInterrupt at once (one clock for every process
+    # on Linux); the cell's reply then travels back over ZMQ, slower on a busy machine.
+    assert float(caught) - seen["sent"] < 2.0
+    assert seen["done"] - seen["sent"] < 10.0
     assert ended(seen["worker"], timeout=1.0)
-    printed = "".join(o.get("text", "") for o in nb.cells[1].outputs)
-    assert printed.splitlines() == ["[]", "[]", "42"]  # no child, no thread, and the kernel works
+    assert printed == ["[]", "[]", "42"]  # no child, no thread, and the kernel works
 
 
 # -- without the extra, and bad arguments --------------------------------------------------------
