@@ -206,17 +206,28 @@ def test_chat_options_reach_the_request(server: LoopbackServer, tmp_path: Path) 
     assert (body["max_tokens"], body["temperature"]) == (50, 0.3)
 
 
-def test_temperature_where_the_provider_has_none_is_one_clear_error(tmp_path: Path) -> None:
-    pytest.importorskip("llm_sync.providers.openai")
-    done = run(["chat", "-m", "openai:gpt-4.1", "--temperature", "0.5", "hi"], tmp_path,
-               env={"OPENAI_API_KEY": "sk-openai-test", "OPENAI_BASE_URL": closed_port_url() + "/v1"})
+def test_temperature_where_the_provider_takes_none_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("llm_sync.providers.codex")
+    done = run(["chat", "-m", "codex", "--temperature", "0.5", "hi"], tmp_path)
     assert done.returncode == 2
     assert _one_line(done) == (
-        "llm-sync: error: --temperature is not supported by OpenAI (gpt-4.1) in this version of llm_sync"
+        "llm-sync: error: --temperature 0.5: the Codex backend serves reasoning models, which take no "
+        "temperature; leave it unset"
     )
     from llm_sync.cli import main
 
-    assert main(["chat", "-m", "ollama:x", "--temperature", "3", "hi"]) == 2
+    assert main(["chat", "-m", "ollama:x", "--temperature", "3", "hi"]) == 2  # out of any range
+    capsys.readouterr()
+    # Within the command line's range, outside the provider's: its own rule, before any request.
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-cli-test")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", closed_port_url())
+    assert main(["chat", "-m", "anthropic:claude-sonnet-4-5", "--temperature", "1.5", "hi"]) == 2
+    assert capsys.readouterr().err == (
+        "llm-sync: error: --temperature 1.5: temperature for Anthropic must be a number between 0 and 1 "
+        "or None, got 1.5\n"
+    )
 
 
 def test_reasoning_is_shown_only_when_asked(server: LoopbackServer, tmp_path: Path) -> None:
