@@ -20,6 +20,8 @@ __all__ = [
     "catalog_providers",
     "estimate_cost",
     "get_local_models",
+    "local_model",
+    "local_models",
     "lookup",
     "model_ids",
     "names_deployments",
@@ -249,6 +251,30 @@ def get_local_models() -> List[LlmModel]:
         discovery = importlib.import_module("llm_sync.providers.discovery")
         models.extend(discovery.discover_local_models())
     return models
+
+
+def local_model(name: Optional[str] = None, context_window: Optional[int] = None) -> LlmModel:
+    """The ``local`` (embedded, ``llm_sync.local``) model ``name``: the bundled one by default.
+
+    It runs on this machine, so its prices are zero; ``context_window`` is the
+    server's ``n_ctx`` (8192 unless the server was started with another).
+    """
+    from .local import DEFAULT_MODEL
+
+    bundled = name is None or name == DEFAULT_MODEL
+    return LlmModel(
+        "local",
+        DEFAULT_MODEL if name is None else name,
+        display_name="Gemma 3 270M (embedded, llama.cpp)" if bundled else f"{name} (embedded, llama.cpp)",
+        context_window=context_window or (8192 if bundled else None),
+        supports_tools=False,
+        prices=ModelPrices(0.0, 0.0, 0.0, 0.0),
+    )
+
+
+def local_models() -> List[LlmModel]:
+    """The embedded models ``local:`` offers without a path: the bundled one."""
+    return [local_model()]
 
 
 # -- cost --------------------------------------------------------------------------
