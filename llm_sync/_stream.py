@@ -48,6 +48,7 @@ class LlmResponseStream:
     :meth:`collect`. :meth:`close` is idempotent and safe from any thread; a
     ``break`` out of a ``for`` loop, an error, Ctrl-C and garbage collection close it
     too. Failures are raised from iteration as :class:`LlmError` subclasses.
+    :meth:`partial` gives what arrived so far, at any time.
     """
 
     __slots__ = (
@@ -63,6 +64,7 @@ class LlmResponseStream:
         "_total_deadline",
         "_timeouts",
         "_slice",
+        "_seen",
         "provider",
         "model",
         "__weakref__",
@@ -90,6 +92,9 @@ class LlmResponseStream:
         self._ended = False
         self._got_any = False
         self._saw_done = False
+        # Every chunk handed to the caller, as it waited in the queue: what partial()
+        # and collect() are made of (one append per chunk, no other per-chunk work).
+        self._seen: List[Any] = []
         self._state = StreamState(f"{provider}:{model}")
         self._thread: Optional[threading.Thread] = None
         self._finalizer = weakref.finalize(self, stop, self._state)
@@ -128,10 +133,12 @@ class LlmResponseStream:
             if state.parked:
                 state.unpark()
             self._got_any = True
+            self._seen.append(item)
             return _text(item)
         if cls is End:
             return self._end(item)
         self._got_any = True
+        self._seen.append(item)
         if cls is tuple:
             state.taken += len(item[0])
             chunk: LlmResponse = _reasoning(item[0])
@@ -243,13 +250,34 @@ class LlmResponseStream:
         On an error, the error is raised with ``.partial`` set to what arrived
         (a ``CollectedResponse`` with ``complete=False``).
         """
-        acc = _Collector(self.provider, self.model)
         try:
-            for chunk in self:
-                acc.add(chunk)
+            for _ in self:
+                pass
         except LlmError as err:
-            err.partial = acc.result(complete=False)  # type: ignore[attr-defined]
+            err.partial = self.partial()  # type: ignore[attr-defined]
             raise
+        return self.partial()
+
+    def partial(self) -> CollectedResponse:
+        """What the stream has handed out so far, joined; call it at any time from the consumer's thread.
+
+        While iterating, after ``close()`` (a cancel), after an error or after the end:
+        ``complete`` is True only once ``Done`` arrived. Tool calls still streaming are
+        not in it (only completed ones), nor is reasoning whose signature never came
+        (encrypted reasoning arrives at the end of a turn). ``usage`` is None for a turn
+        that did not finish: providers report the totals at the end. Its
+        :meth:`CollectedResponse.to_message` is safe to send back to the same model.
+        """
+        acc = _Collector(self.provider, self.model)
+        text, reasoning, add = acc.text, acc.reasoning, acc.add
+        for item in list(self._seen):
+            cls = item.__class__
+            if cls is str:
+                text.append(item)
+            elif cls is tuple:
+                reasoning.append(item[0])
+            else:
+                add(item)
         return acc.result(complete=acc.done is not None)
 
 
@@ -307,7 +335,12 @@ class CollectedResponse:
         self.model = model
 
     def to_message(self) -> ChatMessage:
-        """The turn as a ``ChatMessage.Assistant``, ready to append to the context."""
+        """The turn as a ``ChatMessage.Assistant``, ready to append to the context.
+
+        For a turn that did not finish (``complete`` False: cancelled, or broken off),
+        the tool calls are left out: nobody will send their results, and providers
+        refuse a call without one. They stay in :attr:`tool_calls`.
+        """
         encrypted = None
         if self.encrypted_reasoning is not None:
             encrypted = EncryptedReasoningContent(
@@ -318,9 +351,8 @@ class CollectedResponse:
         reasoning = AssistantReasoning(
             summary_text=self.reasoning or None, encrypted_content=encrypted
         )
-        return ChatMessage.Assistant(
-            content=self.text, reasoning=reasoning, tool_calls=list(self.tool_calls)
-        )
+        calls = list(self.tool_calls) if self.complete else []
+        return ChatMessage.Assistant(content=self.text, reasoning=reasoning, tool_calls=calls)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (every field; ``usage`` and ``encrypted_reasoning`` as dicts or None)."""

@@ -553,3 +553,45 @@ def test_tool_arguments_count_against_the_queues_text_bound() -> None:
     assert size_of(LlmResponse.EncryptedReasoning("r", big)) == OTHER_SIZE + len(big)
     assert size_of(big) == len(big) and size_of((big,)) == len(big)
     assert size_of(LlmResponse.Done()) == OTHER_SIZE
+
+
+# -- partial ---------------------------------------------------------------------------------
+
+
+def test_partial_is_what_arrived_so_far_while_iterating_and_after_a_cancel(server: LoopbackServer) -> None:
+    tool = {"type": "tool", "id": "t1", "name": "f", "arguments": "{}"}
+    server.reply(
+        Reply(headers=SSE, body=[*sse_chunks(start(), reasoning("hm"), text("Hel"), text("lo"), tool), Stall(10)], chunked=True)
+    )
+    stream = toy(server).stream_response(Context())
+    chunks = iter(stream)
+    assert next(chunks) == LlmResponse.Start("m1")
+    assert stream.partial().text == "" and stream.partial().message_id == "m1"
+    for _ in range(2):  # the reasoning, "Hel"
+        next(chunks)
+    mid = stream.partial()
+    assert (mid.text, mid.reasoning, mid.complete, mid.usage, mid.stop_reason) == ("Hel", "hm", False, None, None)
+    for _ in range(4):  # lo, the tool call's Start, Arg and Complete
+        next(chunks)
+    stream.close()  # the caller cancels; the server never finished the turn
+    cut = stream.partial()
+    assert cut.text == "Hello" and [c.id for c in cut.tool_calls] == ["t1"] and not cut.complete
+    message = cut.to_message()
+    # Safe to send back: the unanswered call is left out, the text kept.
+    assert message.content == "Hello" and message.tool_calls == ()
+    assert list(chunks) == []
+
+
+def test_partial_after_an_error_and_after_the_end(server: LoopbackServer) -> None:
+    server.reply(Reply(headers=SSE, body=[*sse_chunks(start(), text("half")), Close()], chunked=True))
+    stream = toy(server).stream_response(Context())
+    with pytest.raises(StreamInterruptedError):
+        list(stream)
+    assert stream.partial().text == "half" and not stream.partial().complete
+    tool = {"type": "tool", "id": "t1", "name": "f", "arguments": "{}"}
+    server.reply(Reply(headers=SSE, body=sse_chunks(start(), text("ok"), tool, done()), chunked=True))
+    with toy(server).stream_response(Context()) as stream:
+        whole = stream.collect()
+    assert stream.partial().text == whole.text == "ok" and whole.complete
+    # A finished turn keeps its calls: the caller sends their results next.
+    assert [c.id for c in whole.to_message().tool_calls] == ["t1"]
