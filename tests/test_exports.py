@@ -44,6 +44,7 @@ VOCABULARY = {
     "StreamReadError",
     "StreamingModelProvider",
     "Timeouts",
+    "TokenCount",
     "TokenUsage",
     "ToolArgumentsError",
     "ToolCallError",
