@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import List, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from ._content import Text
+from ._errors import ContextOverflowError
 from ._inputs import describe
 from ._messages import Assistant, ChatMessage, Error, Summary, System, ToolCallResultMessage, User
 from ._tools import ToolCallError
 
-__all__ = ["SUMMARY_INSTRUCTIONS", "compacted_count", "split_history", "summary_request"]
+__all__ = ["SUMMARY_INSTRUCTIONS", "compacted_count", "split_history", "summarise", "summary_request"]
 
 #: The system prompt of the summary request.
 SUMMARY_INSTRUCTIONS = (
@@ -52,6 +53,28 @@ def summary_request(older: Sequence[ChatMessage]) -> List[ChatMessage]:
     tool definitions and fits every provider's message rules.
     """
     return [System(SUMMARY_INSTRUCTIONS), User(transcript(older) + "\n\nWrite the summary now.")]
+
+
+def summarise(ask: Callable[[List[ChatMessage]], str], older: Sequence[ChatMessage]) -> str:
+    """A summary of ``older`` from ``ask`` (messages -> the model's answer), in portions when needed.
+
+    One request when the transcript fits. When the model answers ``ContextOverflowError``,
+    the messages are halved: the first half is summarised, then that summary and the
+    next portion together, and so on, so a history many times the window is still
+    summarised. A single message too large for the window raises the overflow.
+    """
+    return _fold(ask, None, list(older))
+
+
+def _fold(ask: Callable[[List[ChatMessage]], str], before: Optional[str], rest: List[ChatMessage]) -> str:
+    portion: List[ChatMessage] = [Summary(before)] if before is not None else []
+    try:
+        return ask(summary_request(portion + rest))
+    except ContextOverflowError:
+        if len(rest) < 2:
+            raise
+    mid = len(rest) // 2
+    return _fold(ask, _fold(ask, before, rest[:mid]), rest[mid:])
 
 
 def transcript(older: Sequence[ChatMessage]) -> str:

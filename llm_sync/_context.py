@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from ._compact import compacted_count, split_history, summary_request
+from ._compact import compacted_count, split_history, summarise
 from ._errors import ApiError
 from ._messages import Assistant as _Assistant
 from ._messages import (
@@ -218,8 +218,10 @@ class Context:
         request is one plain-text transcript of the older turns: no tools, no
         reasoning, so no encrypted reasoning or thinking signatures (which only the
         model that wrote them may read) go out, and images and documents are named
-        rather than sent. With nothing older than the kept messages, no request is
-        made and a copy is returned.
+        rather than sent. A transcript too long for the model's window is summarised
+        in portions (the summary so far carried into the next), each one request.
+        With nothing older than the kept messages, no request is made and a copy is
+        returned.
 
         Raises what the stream raises (``LlmError`` subclasses), and ``ApiError``
         when the model answers without any text.
@@ -230,8 +232,12 @@ class Context:
         out = self.copy()
         if not older:
             return out
-        with provider.stream_response(Context(summary_request(older))) as stream:
-            text = stream.collect().text.strip()
+
+        def ask(request: list[ChatMessage]) -> str:
+            with provider.stream_response(Context(request)) as stream:
+                return stream.collect().text.strip()
+
+        text = summarise(ask, older)
         if not text:
             raise ApiError(
                 f"{provider.display_name()} answered the summary request without any text; "

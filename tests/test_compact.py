@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List
+from typing import Any, List
 
 import pytest
 from hypothesis import given, settings
@@ -14,7 +14,10 @@ from llm_sync import (
     ChatMessage,
     ContentBlock,
     Context,
+    ContextOverflowError,
     EncryptedReasoningContent,
+    LlmResponseStream,
+    StreamingModelProvider,
     LlmResponse,
     ReasoningEffort,
     ServerError,
@@ -118,6 +121,43 @@ def test_bad_keep_last_and_failed_summaries() -> None:
         history().compact(FakeLlmProvider([llm_response().text("  ").build()]), keep_last=1)
     with pytest.raises(ServerError):
         history().compact(FakeLlmProvider([[LlmResponse.Start("m"), ServerError("overloaded")]]), keep_last=1)
+
+
+class Windowed(StreamingModelProvider):
+    """A stand-in model with a window: a request over it fails as a real one does."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.sizes: List[int] = []
+
+    def display_name(self) -> str:
+        return "windowed"
+
+    def stream_response(self, context: Context) -> LlmResponseStream:
+        n = context.estimated_token_count()
+        self.sizes.append(n)
+        if n > self.window:
+            turn: List[Any] = [ContextOverflowError("too long", requested_tokens=n, max_tokens=self.window)]
+        else:
+            turn = llm_response().text(f"summary of a {n}-token request").build()
+        return FakeLlmProvider([turn]).stream_response(context)
+
+
+def test_a_transcript_over_the_window_is_summarised_in_portions() -> None:
+    ctx = Context([ChatMessage.System("s")])
+    for i in range(20):
+        ctx.add_message(ChatMessage.User(f"question {i} " + "about rivers " * 30))
+        ctx.add_message(ChatMessage.Assistant(f"answer {i} " + "rivers flow " * 30))
+    model = Windowed(window=800)
+    out = ctx.compact(model, keep_last=2)
+    assert len(model.sizes) > 3 and max(model.sizes) > 800  # the whole did not fit...
+    assert [type(m).__name__ for m in out.messages] == ["System", "Summary", "User", "Assistant"]
+    summary = out.messages[1]
+    assert summary.content.startswith("summary of a ") and summary.messages_compacted == 38  # type: ignore[attr-defined]
+    # ...and the last request, the one that wrote the summary, did.
+    assert model.sizes[-1] <= 800
+    with pytest.raises(ContextOverflowError):
+        Context([ChatMessage.User("x" * 8000), ChatMessage.User("last")]).compact(Windowed(window=800), keep_last=1)
 
 
 # A history: a list of turns, each a user message then an assistant reply that may call tools.
