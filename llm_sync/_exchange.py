@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from queue import Empty
-from typing import TYPE_CHECKING, Any, Iterator, Optional, cast
+from typing import TYPE_CHECKING, Any, Iterator, NoReturn, Optional, cast
 
 from ._call import Answer, json_answer
 from ._engine import End, Source, StreamState, spawn_reader, stop
@@ -47,7 +47,7 @@ def fetch_json(
     (so no request is left running and no thread behind), when:
 
     - ``cancel`` (a ``threading.Event``, set from any thread) is set:
-      ``concurrent.futures.CancelledError`` is raised;
+      ``concurrent.futures.CancelledError`` is raised (an event already set sends nothing);
     - the answer has not arrived within ``timeouts.first_event`` (retries included)
       or ``timeouts.total``: ``RequestTimeoutError``;
     - the caller is interrupted (Ctrl-C): the ``KeyboardInterrupt`` propagates.
@@ -58,6 +58,8 @@ def fetch_json(
         if answer is not None:
             yield answer
 
+    if cancel is not None and cancel.is_set():
+        _cancelled(provider)
     state = StreamState(f"{provider}:{model}")
     thread = spawn_reader(state, cast(Source, source), provider)
     started = time.monotonic()
@@ -70,9 +72,7 @@ def fetch_json(
                 item = state.queue.get(True, wait)
             except Empty:
                 if cancel is not None and cancel.is_set():
-                    from concurrent.futures import CancelledError
-
-                    raise CancelledError(f"the request to {provider} was cancelled; nothing more is sent") from None
+                    _cancelled(provider)
                 if deadline is not None and time.monotonic() >= deadline:
                     seconds = round(deadline - started, 3)
                     raise stamp(
@@ -97,3 +97,9 @@ def fetch_json(
     finally:
         stop(state)
         thread.join(_JOIN)
+
+
+def _cancelled(provider: str) -> NoReturn:
+    from concurrent.futures import CancelledError  # only when it happens
+
+    raise CancelledError(f"the request to {provider} was cancelled; nothing more is sent") from None
