@@ -347,7 +347,6 @@ class HttpProvider(StreamingModelProvider):
             source, provider=self.provider_id, model=self._model, timeouts=self._timeouts
         )
 
-
     # -- content checks, token counts, fit checks -----------------------------------
 
     def input_types(self) -> InputTypes:
