@@ -15,6 +15,7 @@ from llm_sync import (
     UnsupportedContentError,
 )
 from llm_sync.providers.anthropic import AnthropicProvider
+from llm_sync.providers.azure import AzureOpenAiProvider
 from llm_sync.providers.bedrock import BedrockProvider, DocumentNames
 from llm_sync.providers.codex import CodexProvider
 from llm_sync.providers.gemini import GeminiProvider
@@ -24,6 +25,7 @@ from llm_sync.providers.openai import OpenAiProvider
 from llm_sync.providers.openai_compatible import OpenAiCompatibleProvider
 from llm_sync.providers.openrouter import OpenRouterProvider
 from llm_sync.providers.presets import DeepSeekProvider
+from llm_sync.providers.vertex import VertexAnthropicProvider, VertexGeminiProvider
 from tests.support.server import LoopbackServer, Reply
 
 KEY = "sk-test-documents-0123456789"
@@ -215,3 +217,42 @@ def test_documents_survive_persistence() -> None:
         "mime_type": "application/pdf",
         "name": "Q3 report.pdf",
     }
+
+
+@pytest.mark.parametrize(
+    ("make", "where", "expected"),
+    [
+        (
+            lambda url: VertexAnthropicProvider(
+                "ya29.test-token", model="claude-sonnet-4-5@20250929", project="proj", base_url=url, max_retries=0
+            ),
+            lambda body: body["messages"][0]["content"][1]["type"],
+            "document",
+        ),
+        (
+            lambda url: VertexGeminiProvider(
+                "ya29.test-token", model="gemini-2.5-flash", project="proj", base_url=url, max_retries=0
+            ),
+            lambda body: body["contents"][0]["parts"][1]["inlineData"]["mimeType"],
+            "application/pdf",
+        ),
+        (
+            lambda url: AzureOpenAiProvider(
+                KEY, model="my-gpt-4o", base_url=url, max_retries=0
+            ),
+            lambda body: body["messages"][1]["content"][1]["type"],
+            "file",
+        ),
+        (
+            lambda url: AzureOpenAiProvider(
+                KEY, model="my-gpt-4o", base_url=url, api="responses", max_retries=0
+            ),
+            lambda body: body["input"][0]["content"][1]["type"],
+            "input_file",
+        ),
+    ],
+)
+def test_cloud_deployments_send_their_dialects_document_shape(
+    server: LoopbackServer, make: Any, where: Any, expected: str
+) -> None:
+    assert where(sent(server, make(server.url), ask(PDF))) == expected
