@@ -37,6 +37,7 @@ from ._response import LlmResponse, StopReason, TokenUsage
 from ._retry import RetryPolicy
 from ._stream import CollectedResponse, LlmResponseStream
 from ._timeouts import Timeouts
+from ._tokens import TokenCount
 from ._tools import ToolCallError, ToolCallRequest, ToolCallResult, ToolDefinition
 from ._version import __version__
 from .providers._base import StreamingModelProvider
@@ -110,6 +111,7 @@ __all__ = [
     "StreamReadError",
     "StreamingModelProvider",
     "Timeouts",
+    "TokenCount",
     "TokenUsage",
     "ToolArgumentsError",
     "ToolCallError",

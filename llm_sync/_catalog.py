@@ -102,6 +102,7 @@ def _model(provider: str, env: Optional[str], m: Mapping[str, Any]) -> LlmModel:
         reasoning_levels=tuple(ReasoningEffort(v) for v in m.get("reasoning", ())),
         supports_image="image" in inputs,
         supports_audio="audio" in inputs,
+        supports_pdf="pdf" in inputs,
         supports_tools=bool(m.get("tools")),
         required_env_var=env,
         prices=prices,

@@ -46,6 +46,7 @@ VOCABULARY = {
     "StreamReadError",
     "StreamingModelProvider",
     "Timeouts",
+    "TokenCount",
     "TokenUsage",
     "ToolArgumentsError",
     "ToolCallError",

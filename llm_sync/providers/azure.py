@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
 from urllib.parse import quote
 
 from .._call import Parser
@@ -202,6 +202,12 @@ class AzureOpenAiProvider(HttpProvider):
     key_variable = KEY_VARIABLE
     key_required = False
     base_url_variable = ENDPOINT_VARIABLE
+
+    def input_types(self) -> Mapping[str, Optional[FrozenSet[str]]]:
+        """Images and documents: any file type over the Responses API, PDFs over chat completions."""
+        if self._api == "responses":
+            return {"image": None, "document": None}
+        return {"image": None, "document": frozenset({"application/pdf"})}
 
     def __init__(
         self,

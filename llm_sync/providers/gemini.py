@@ -6,7 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 from .._call import Parser
-from .._content import Audio, Image
+from .._content import Audio, Document, Image
 from .._content import Text as TextBlock
 from .._errors import (
     ApiError,
@@ -20,15 +20,17 @@ from .._errors import (
     overflow_error,
     stamp,
 )
+from .._inputs import unsupported
 from .._json import loads_event
 from .._messages import Assistant, Summary, System, ToolCallResultMessage, User
 from .._response import EncryptedReasoning, LlmResponse, StopReason, Usage, reasoning, text
 from .._retry import parse_retry_after
+from .._tokens import read_count
 from .._tools import ToolCallError
 from .._transport._frame import DEFAULT_MAX_EVENT_BYTES
 from .._transport._http import default_classifier
 from .._transport._request import HttpCall
-from ._base import HttpProvider, json_body
+from ._base import Fetch, HttpProvider, count_call, json_body, request_json
 from ._turn import HANDOFF_PREFIX, OVERFLOW_HINT, Turn, count, stop_reason
 
 if TYPE_CHECKING:
@@ -197,9 +199,12 @@ def _user_parts(message: Any) -> List[Dict[str, Any]]:
     for block in message.content:
         if isinstance(block, TextBlock):
             parts.append({"text": block.text})
-        elif isinstance(block, (Image, Audio)):
-            # Gemini reads images and audio (wav, mp3, aiff, aac, ogg, flac) inline.
+        elif isinstance(block, (Image, Audio, Document)):
+            # Gemini reads images, audio (wav, mp3, aiff, aac, ogg, flac) and documents
+            # (PDF, text) inline: https://ai.google.dev/gemini-api/docs/document-processing
             parts.append({"inlineData": {"mimeType": block.mime_type, "data": block.data}})
+        else:
+            raise unsupported("Gemini", block)
     return parts
 
 
@@ -719,6 +724,7 @@ class GeminiProvider(HttpProvider):
     key_variable = "GEMINI_API_KEY"
     key_aliases = ("GOOGLE_API_KEY",)
     base_url_variable = "GEMINI_BASE_URL"
+    inputs = {"image": None, "audio": None, "document": None}
 
     def classify_error(self, status: int, headers: Mapping[str, str], body: str) -> LlmError:
         return classify_error(status, headers, body, self._model)
@@ -738,3 +744,15 @@ class GeminiProvider(HttpProvider):
             framing="ndjson",
         )
         return call, parse_events
+
+    def exact_token_count(self, context: Context, fetch: Fetch) -> Optional[int]:
+        """``POST {base}/models/{model}:countTokens`` with the whole request as ``generateContentRequest``.
+
+        That form counts the system instruction, tools and generation config too, as
+        ``usageMetadata.promptTokenCount`` does for the same request.
+        """
+        call, _ = self.build_call(context)
+        path = _model_path(self._model)
+        body = {"generateContentRequest": {"model": path, **request_json(call)}}
+        request = count_call(call, f"{self._base_url}/{path}:countTokens", body)
+        return read_count(fetch(request), "totalTokens", where="Gemini's countTokens")

@@ -342,6 +342,7 @@ class VertexGeminiProvider(VertexProvider):
 
     publisher = "google"
     default_model = "gemini-2.5-flash"
+    inputs = gemini.GeminiProvider.inputs  # Gemini's parts: inlineData images, audio, documents
 
     def classify_error(self, status: int, headers: Mapping[str, str], body: str) -> LlmError:
         return self._google_error(status, headers, body)
@@ -377,6 +378,7 @@ class VertexAnthropicProvider(VertexProvider):
 
     publisher = "anthropic"
     default_model = "claude-sonnet-4-5@20250929"
+    inputs = anthropic.AnthropicProvider.inputs  # the Messages API's image and document blocks
     default_max_tokens = anthropic.DEFAULT_MAX_TOKENS
     max_temperature = 1.0
     base_url_aliases = ("ANTHROPIC_VERTEX_BASE_URL",)

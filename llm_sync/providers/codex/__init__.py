@@ -191,6 +191,10 @@ class CodexProvider(HttpProvider):
     key_variable = None
     key_required = False
     base_url_variable = "CODEX_BASE_URL"
+    # The Responses dialect: input_image and input_file parts. No token count: the
+    # subscription backend does not serve responses/input_tokens, so count_tokens
+    # gives the estimate.
+    inputs = {"image": None, "document": None}
 
     def __init__(
         self,
