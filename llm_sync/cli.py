@@ -551,9 +551,8 @@ def _note_reasoning(
 _ATTACHMENTS: Dict[str, Callable[[bytes, str], ContentBlock]] = {
     "image/": ContentBlock.Image.from_bytes,
     "audio/": ContentBlock.Audio.from_bytes,
+    "application/pdf": ContentBlock.Document.from_bytes,
 }
-# Kinds a later version will take, and what they wait for.
-_NOT_YET = {"application/pdf": "PDF attachments need document support (ContentBlock.Document)"}
 # Providers take a few MB per image or audio file; far more is a mistake, not a prompt.
 _MAX_ATTACHMENT = 64 * 1024 * 1024
 # Signatures, for files whose name says nothing.
@@ -579,16 +578,17 @@ def _attachment(path: str) -> ContentBlock:
             mime = _mime_type(path, head)
             build = _ATTACHMENTS.get(mime) or _ATTACHMENTS.get(mime.split("/")[0] + "/")
             if build is None:
-                if mime in _NOT_YET:
-                    raise UsageError(f"cannot attach {path}: {_NOT_YET[mime]}, which this version of llm_sync lacks")
                 raise UsageError(
-                    f"cannot attach {path} ({mime}): -a takes images and audio; put text in the prompt"
+                    f"cannot attach {path} ({mime}): -a takes images and audio files and PDFs; put text in the prompt"
                 )
             if size > _MAX_ATTACHMENT:
                 raise UsageError(f"cannot attach {path}: {size:,} bytes is more than any provider takes")
             data = head + f.read()
     except OSError as err:
         raise UsageError(f"cannot read {path}: {err.strerror or err}") from None
+    if mime == "application/pdf":
+        # The file's name goes along: Anthropic shows it as the title, Bedrock requires one.
+        return ContentBlock.Document.from_bytes(data, mime, name=os.path.basename(path))
     return build(data, mime)
 
 

@@ -490,14 +490,28 @@ def test_images_and_audio_are_attached_by_type(server: LoopbackServer, tmp_path:
     assert parts[2]["input_audio"] == {"data": base64.b64encode(WAV).decode(), "format": "wav"}
 
 
-def test_a_pdf_attachment_is_one_line_naming_what_is_missing(server: LoopbackServer, tmp_path: Path) -> None:
-    (tmp_path / "paper.pdf").write_bytes(b"%PDF-1.7\n")
+def test_a_pdf_attachment_is_sent_as_a_document(server: LoopbackServer, tmp_path: Path) -> None:
+    pdf = b"%PDF-1.7\n%fake\n"
+    (tmp_path / "paper.pdf").write_bytes(pdf)
+    server.reply(Reply.event_stream(*HELLO))
     done = run(["chat", "-m", _compatible(server), "-a", "paper.pdf", "Summarise"], tmp_path)
-    assert done.returncode == 2
-    assert _one_line(done) == (
-        "llm-sync: error: cannot attach paper.pdf: PDF attachments need document support "
-        "(ContentBlock.Document), which this version of llm_sync lacks"
-    )
+    assert (done.returncode, done.stdout) == (0, "Hello world\n"), done.stderr
+    parts = server.requests[0].json()["messages"][-1]["content"]
+    import base64
+
+    # Chat completions' file part, with the file's name.
+    assert parts[1] == {
+        "type": "file",
+        "file": {"filename": "paper.pdf", "file_data": "data:application/pdf;base64," + base64.b64encode(pdf).decode()},
+    }
+
+
+def test_a_pdf_to_a_provider_that_takes_none_is_one_line_and_nothing_is_sent(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    (tmp_path / "paper.pdf").write_bytes(b"%PDF-1.7\n")
+    done = run(["chat", "-m", "llamacpp", "-a", "paper.pdf", "Summarise"], tmp_path, env={"LLAMA_CPP_HOST": server.url})
+    assert done.returncode == 1 and "UnsupportedContentError" in _one_line(done) and "llama.cpp" in _one_line(done)
     assert server.requests == []  # refused before anything was sent
 
 
