@@ -185,6 +185,17 @@ class HttpProvider(StreamingModelProvider):
     # -- configuration -----------------------------------------------------------
 
     @classmethod
+    def has_credentials(cls) -> bool:
+        """Whether this provider looks callable now without arguments: its key is set (or none is needed).
+
+        Reads the environment and a ``.env``, sends nothing; providers with sign-ins or
+        credential chains of their own (Codex, Bedrock, Vertex) look for those instead.
+        """
+        if cls.key_variable is None or not cls.key_required:
+            return True
+        return setting(None, cls.key_variable, *cls.key_aliases) is not None
+
+    @classmethod
     def from_env(cls: type[P], **kwargs: Any) -> P:
         """Build from the environment, after loading a ``.env`` that never overrides set variables."""
         load_dotenv_from_cwd()

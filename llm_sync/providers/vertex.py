@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from typing import TYPE_CHECKING, Any, ClassVar, Dict, Mapping, Optional, Tuple, Type, TypeVar
 from urllib.parse import quote
 
@@ -158,6 +159,16 @@ class VertexProvider(HttpProvider):
     publisher: ClassVar[str] = ""
     #: Other variables read for ``base_url``, after ``base_url_variable``.
     base_url_aliases: ClassVar[Tuple[str, ...]] = ()
+
+    @classmethod
+    def has_credentials(cls) -> bool:
+        """True when a project is set and application default credentials exist (a key file, or gcloud's)."""
+        if not setting(None, *PROJECT_VARIABLES):
+            return False
+        if setting(None, "GOOGLE_APPLICATION_CREDENTIALS"):
+            return True
+        gcloud = os.environ.get("CLOUDSDK_CONFIG") or os.path.join(os.path.expanduser("~"), ".config", "gcloud")
+        return os.path.isfile(os.path.join(gcloud, "application_default_credentials.json"))
 
     def __new__(cls, *args: Any, **kwargs: Any) -> VertexProvider:
         if cls is VertexProvider:
