@@ -19,7 +19,7 @@ from typing import (
 
 from .._call import Parser, http_source
 from .._catalog import lookup
-from .._errors import ApiRequestError, LlmError, stamp
+from .._errors import ApiRequestError, LlmError, MissingApiKeyError, stamp
 from .._exchange import fetch_json
 from .._inputs import InputTypes, check_content
 from .._keys import load_dotenv_from_cwd, require_key, setting
@@ -160,7 +160,10 @@ class HttpProvider(StreamingModelProvider):
         temperature: Optional[float] = None,
     ) -> None:
         if self.key_variable is not None and self.key_required:
-            key: Optional[str] = require_key(api_key, self.key_variable, self.label, *self.key_aliases)
+            try:
+                key: Optional[str] = require_key(api_key, self.key_variable, self.label, *self.key_aliases)
+            except MissingApiKeyError as err:
+                raise stamp(err, self.provider_id, None) from None
         else:
             key = setting(api_key, self.key_variable, *self.key_aliases) if self.key_variable else api_key
             if key:

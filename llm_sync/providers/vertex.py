@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Dict, Mapping, Optional, Tuple,
 from urllib.parse import quote
 
 from .._call import Parser
-from .._errors import LlmError, MissingApiKeyError, OAuthError
+from .._errors import LlmError, MissingApiKeyError, OAuthError, stamp
 from .._keys import missing_settings, setting
 from .._redact import SecretText, mask
 from .._transport._request import HttpCall
@@ -204,7 +204,7 @@ class VertexProvider(HttpProvider):
                  "or pass api_key= (an access token) or token_provider=")
             )
         if missing:
-            raise missing_settings("Vertex AI", missing)
+            raise stamp(missing_settings("Vertex AI", missing), "vertex", None)
         _check_location(found_location)
         assert found_project is not None
         url = setting(base_url, "GOOGLE_VERTEX_BASE_URL", *self.base_url_aliases) or vertex_host(found_location)
