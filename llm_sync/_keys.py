@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence, Tuple
 
 from ._errors import InvalidApiKeyError, MissingApiKeyError
 from ._redact import register_secret
@@ -12,6 +12,7 @@ __all__ = [
     "check_key",
     "dotenv_values_from_cwd",
     "load_dotenv_from_cwd",
+    "missing_settings",
     "optional_key",
     "require_key",
     "setting",
@@ -58,7 +59,11 @@ def setting(explicit: Optional[str], *variables: str) -> Optional[str]:
 
 
 def require_key(explicit: Optional[str], variable: str, provider: str, *aliases: str) -> str:
-    """The API key, checked and registered for redaction, or ``MissingApiKeyError`` naming how to set it."""
+    """The API key, checked and registered for redaction, or ``MissingApiKeyError`` naming how to set it.
+
+    ``provider`` is the name the message uses (``"Anthropic"``); the error's ``.provider``
+    is left for the caller to stamp with the provider's id.
+    """
     key = setting(explicit, variable, *aliases)
     if not key:
         also = f" (or {', '.join(aliases)})" if aliases else ""
@@ -66,7 +71,6 @@ def require_key(explicit: Optional[str], variable: str, provider: str, *aliases:
             f"no API key for {provider}: set {variable}{also} in the environment or a .env file, "
             "or pass api_key=",
             variable=variable,
-            provider=provider,
         )
     return check_key(key, provider, "api_key=" if explicit is not None else variable)
 
@@ -109,3 +113,21 @@ def _describe(char: str) -> str:
         return named[char]
     kind = "a control character" if char.isascii() or not char.isprintable() else "a non-ASCII character"
     return f"{kind} (U+{ord(char):04X})"
+
+
+def missing_settings(provider: str, missing: Sequence[Tuple[str, str]]) -> MissingApiKeyError:
+    """One error naming every missing setting at once.
+
+    ``missing`` holds ``(variable, what it is and the argument that gives it)`` pairs;
+    a first item that is not an environment variable's name (``"credentials"``) is
+    shown as a plain requirement.
+    """
+    variables = [name for name, _ in missing if name.replace("_", "").isupper()]
+    parts = [
+        f"{name} is not set ({what})" if name in variables else f"{name}: {what}" for name, what in missing
+    ]
+    where = " (variables are read from the environment or a .env file)" if variables else ""
+    return MissingApiKeyError(
+        f"{provider} is not configured: {'; '.join(parts)}{where}",
+        variables=variables,
+    )

@@ -221,15 +221,15 @@ def send(
 
 
 class _Hidden:
-    """A value that must not show where frame locals are printed: its repr says nothing."""
+    """Headers that must not show where frame locals are printed: the repr names them, without values."""
 
     __slots__ = ("value",)
 
-    def __init__(self, value: Any) -> None:
+    def __init__(self, value: Mapping[str, str]) -> None:
         self.value = value
 
     def __repr__(self) -> str:
-        return "<hidden>"
+        return f"<hidden: {', '.join(sorted(k.lower() for k in self.value))}>"
 
 
 def _send_error(

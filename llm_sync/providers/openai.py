@@ -8,9 +8,10 @@ from urllib.parse import urlsplit
 from .._call import Parser
 from .._errors import LlmError
 from .._keys import setting
+from .._tokens import read_count
 from .._transport._request import HttpCall
-from ._base import HttpProvider, json_body
-from ._responses import build_request, classify_error, parse_events
+from ._base import Fetch, HttpProvider, count_call, json_body, request_json
+from ._responses import COUNT_FIELDS, build_request, classify_error, parse_events
 
 if TYPE_CHECKING:
     from .._context import Context
@@ -36,6 +37,9 @@ class OpenAiProvider(HttpProvider):
     key_variable = "OPENAI_API_KEY"
     key_required = True
     base_url_variable = "OPENAI_BASE_URL"
+    # File inputs (input_file takes PDFs and many other types):
+    # https://developers.openai.com/api/docs/guides/file-inputs
+    inputs = {"image": None, "document": None}
 
     def __init__(
         self,
@@ -88,3 +92,9 @@ class OpenAiProvider(HttpProvider):
             framing="sse",
         )
         return call, parse_events
+
+    def exact_token_count(self, context: Context, fetch: Fetch) -> Optional[int]:
+        """``POST {base}/responses/input_tokens`` with the request's input, instructions, tools and reasoning."""
+        call, _ = self.build_call(context)
+        request = count_call(call, f"{self._base_url}/responses/input_tokens", request_json(call), keep=COUNT_FIELDS)
+        return read_count(fetch(request), "input_tokens", where="OpenAI's responses/input_tokens")

@@ -359,7 +359,7 @@ def test_body_system_tools_effort_cache_key_image_and_results() -> None:
 
 def test_audio_is_refused_before_sending(server: LoopbackServer) -> None:
     ctx = Context([ChatMessage.User([ContentBlock.Audio("UklGRg==", "audio/wav")])])
-    with pytest.raises(UnsupportedContentError, match="Codex Responses does not support audio"):
+    with pytest.raises(UnsupportedContentError, match="Codex does not take audio input"):
         list(provider(server).stream_response(ctx))
     assert server.requests == []
 
