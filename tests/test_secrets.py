@@ -363,7 +363,7 @@ def test_the_key_is_in_no_traceback_locals(server: LoopbackServer, flavor: Flavo
     finally:
         refused.close()
     server.reply(
-        Reply.json(flavor.error_json(401), status=401),
+        Reply.json(echo_key_body(flavor, 401, key), status=401),  # the body is no local of send()
         Reply(status=302, headers={"location": "http://elsewhere.invalid/"}, body=[b""]),
         flavor.reply(steps=[*flavor.start, flavor.text("x"), Reset()]),
     )

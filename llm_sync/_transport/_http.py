@@ -212,12 +212,18 @@ def send(
                 "the credentials stay with the host you configured; set base_url to the final address",
                 status=status,
             )
-        try:
-            text = read_bounded(resp)
-        finally:
-            resp.close()
-        raise classify(status, resp.headers, text)
+        # The body is read in a helper so that it is no local of this frame: a server
+        # can echo the key in it, and this frame is in the error's traceback.
+        raise classify(status, resp.headers, _read_and_close(resp))
     raise ApiRequestError(f"more than {_MAX_REDIRECTS} redirects from {_origin(url)}")
+
+
+def _read_and_close(resp: requests.Response) -> str:
+    """The (bounded) text of an error response, which is closed after."""
+    try:
+        return read_bounded(resp)
+    finally:
+        resp.close()
 
 
 class _Hidden:

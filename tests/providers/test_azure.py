@@ -609,8 +609,7 @@ def test_the_key_and_the_token_never_show(server: LoopbackServer, credential: st
             server.reply(*([reply, reply] if reply.status == 401 and credential == "token_provider" else [reply]))
             texts.append(error_texts(failure(provider)))
         # The frames' locals hold what was sent (headers, the provider, the token): all masked.
-        # (A body the server echoed the secret in is a local of the transport's send(),
-        # whose frames this module does not own; the error texts above mask it.)
+        # (That send() keeps a body echoing the secret out of its locals is tests/test_secrets.py's.)
         denied = Reply.json({"error": {"code": "401", "message": "Access denied"}}, status=401)
         server.reply(denied, denied)
         locals_text = traceback_locals_text(failure(provider))
