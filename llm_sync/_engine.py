@@ -23,6 +23,7 @@ from ._response import (
     ToolRequestArg,
     ToolRequestComplete,
 )
+from ._transport._holder import ConnectionHolder
 
 __all__ = ["CLOSED", "End", "Source", "StreamState", "spawn_reader", "stop"]
 
@@ -77,8 +78,6 @@ class StreamState:
     __slots__ = ("queue", "stop_event", "stopped", "holder", "label", "sent", "taken", "parked", "room")
 
     def __init__(self, label: str) -> None:
-        from ._transport._connections import ConnectionHolder  # imports urllib3: not at import time
-
         self.queue: SimpleQueue[Any] = SimpleQueue()
         self.stop_event = threading.Event()
         # A plain attribute, read once per chunk: cheaper than Event.is_set().
