@@ -68,7 +68,7 @@ class Flavor:
     overload: bytes  # an in-band "overloaded" error event (a retryable ServerError)
     unknown: bytes  # an event type the provider does not know (ignored)
     bad_json: bytes  # an event whose payload is not valid JSON
-    keepalive: Optional[bytes]  # bytes that make no event (None: the framing has no such thing)
+    keepalive: Optional[bytes]  # bytes that make no chunk (None: the framing has no such thing)
     error_json: Callable[[int], Any]  # the provider's JSON error body for a status, message ERROR_MESSAGE
     big: Callable[[int], bytes] = field(repr=False, default=lambda n: b"")  # a text event of ~n bytes
     # The variable the provider reads its key from (None: it takes keys only as arguments).
@@ -333,7 +333,9 @@ BEDROCK = Flavor(
     overload=_bedrock_overload(),
     unknown=_aws_event("futureEvent", {"x": 1}),
     bad_json=_bedrock_bad_json(),
-    keepalive=None,
+    # The event stream has no keep-alive of its own; an event type yet to come makes no
+    # chunk either, and before the turn's first event it must not count as its start.
+    keepalive=_aws_event("futureEvent", {"x": 1}),
     error_json=lambda status: {"message": ERROR_MESSAGE},
     big=lambda n: _bedrock_text("x" * n),
     key_variable="AWS_BEARER_TOKEN_BEDROCK",
