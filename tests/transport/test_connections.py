@@ -273,10 +273,10 @@ def test_ctrl_c_ends_the_reader_and_the_socket(stock: StockServer) -> None:
 def test_an_abandoned_stream_ends_its_reader_and_socket_when_collected(stock: StockServer) -> None:
     import gc
 
-    streams = [opened(stock) for _ in range(30)]
+    streams = [opened(stock) for _ in range(10)]
     del streams
     gc.collect()
-    assert_gone_promptly(stock, time.monotonic(), count=30)
+    assert_gone_promptly(stock, time.monotonic(), count=10)
 
 
 # -- close() while connecting: a blackholed connect, a silent TLS handshake ----------
