@@ -11,6 +11,7 @@ from ._redact import register_secret
 __all__ = [
     "check_key",
     "dotenv_values_from_cwd",
+    "header_value_fault",
     "load_dotenv_from_cwd",
     "missing_settings",
     "optional_key",
@@ -96,15 +97,22 @@ def check_key(key: object, provider: str, source: str) -> str:
         hint = " (decode it first: api_key=key.decode())" if isinstance(key, (bytes, bytearray)) else ""
         raise TypeError(f"the API key for {provider} ({source}) must be a str, not {type(key).__name__}{hint}")
     key = key.strip()
-    if not (key.isascii() and key.isprintable() and " " not in key):
-        at = next(i for i, c in enumerate(key) if not ("!" <= c <= "~"))
+    fault = header_value_fault(key)
+    if fault:
         raise InvalidApiKeyError(
-            f"the API key for {provider} ({source}) has {_describe(key[at])} at character "
-            f"{at + 1} of {len(key)}; a key is one line of printable ASCII characters, so it "
-            "was probably copied with something else: paste it again"
+            f"the API key for {provider} ({source}) has {fault}; a key is one line of printable "
+            "ASCII characters, so it was probably copied with something else: paste it again"
         )
     register_secret(key)
     return key
+
+
+def header_value_fault(value: str) -> str:
+    """What keeps ``value`` (stripped) from being a credential in a header, without quoting it; ``""`` if nothing."""
+    if value.isascii() and value.isprintable() and " " not in value:
+        return ""
+    at = next(i for i, c in enumerate(value) if not ("!" <= c <= "~"))
+    return f"{_describe(value[at])} at character {at + 1} of {len(value)}"
 
 
 def _describe(char: str) -> str:
