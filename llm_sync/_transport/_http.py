@@ -442,15 +442,33 @@ def read_chunks(resp: requests.Response) -> Iterator[bytes]:
         source = raw.read_chunked(_PIECE, decode_content=False)
     else:
         read1 = getattr(raw, "read1", None)
-        if read1 is None:  # urllib3 1.x
-            source = raw.stream(8192, decode_content=False)
-        else:
-            source = _reads(read1)
+        source = _reads_urllib3_v1(raw) if read1 is None else _reads(read1)
     if inflate is None:
         yield from source
         return
     for data in source:
         yield from inflate.feed(data)
+
+
+def _reads_urllib3_v1(raw: Any) -> Iterator[bytes]:
+    """``_reads`` for urllib3 1.x (Python 3.9 with botocore), which has no ``read1``.
+
+    Its ``stream(n)`` waits for n bytes of a body without chunked encoding (HTTP/1.0,
+    ``Connection: close``), holding back events that have arrived. The http.client
+    response under it has ``read1``; urllib3's error translation (to ``ProtocolError``
+    and ``ReadTimeoutError``) and its release of the connection still wrap each read.
+    """
+    import http.client
+
+    fp = raw._fp
+    while True:
+        with raw._error_catcher():
+            data = fp.read1(_PIECE)
+            if not data and fp.length:  # the body ended short of its Content-Length
+                raise http.client.IncompleteRead(b"", fp.length)
+        if not data:
+            return
+        yield data
 
 
 def _reads(read1: Callable[..., bytes]) -> Iterator[bytes]:
