@@ -190,6 +190,13 @@ def send(
         except requests.exceptions.RequestException as exc:
             failure: Optional[LlmError] = _send_error(exc, url, connect_timeout, read_timeout)
             _forget_locals(exc)
+        except ValueError as exc:
+            # Where requests lets a bad header value through (older versions), http.client
+            # refuses it with a ValueError quoting the value: the same error as InvalidHeader.
+            if not str(exc).startswith("Invalid header"):
+                raise
+            failure = _bad_header()
+            _forget_locals(exc)
         else:
             failure = None
         if failure is not None:
@@ -259,10 +266,7 @@ def _send_error(
         # Its message quotes the header value, which may be a key: neither it nor the
         # exception travels on. Keys are checked when they come in, so this is another
         # header (a custom one, or a token from elsewhere).
-        return ApiRequestError(
-            "a request header is not valid (a line break, or leading whitespace, in a header "
-            "value); check the key and any extra headers"
-        )
+        return _bad_header()
     elif isinstance(exc, requests.exceptions.InvalidURL):
         err = ApiRequestError(f"invalid URL {url!r}: {exc}; check base_url")
     elif isinstance(exc, (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)):
@@ -271,6 +275,13 @@ def _send_error(
         err = NetworkError(f"could not reach {_origin(url)}: {_reason(exc)}")
     err.__cause__ = exc
     return err
+
+
+def _bad_header() -> ApiRequestError:
+    return ApiRequestError(
+        "a request header is not valid (a line break, or leading whitespace, in a header "
+        "value); check the key and any extra headers"
+    )
 
 
 def _forget_locals(exc: BaseException) -> None:
