@@ -57,6 +57,7 @@ VOCABULARY = {
     "ToolDefinition",
     "ToolParameterParsingError",
     "UnknownModelError",
+    "UnknownModelWarning",
     "UnsupportedContentError",
     "__version__",
     "all_models",
