@@ -282,5 +282,8 @@ def test_model_strings_with_greater_than_and_commas(monkeypatch: pytest.MonkeyPa
     both, _ = parse_model("anthropic:claude-sonnet-4-5>openai:gpt-4o,openai:gpt-4.1")
     assert isinstance(both, AlloyedModelProvider)
     assert [type(p) for p in both.providers] == [FallbackProvider, OpenAiProvider]
+    three, _ = parse_model("openai:gpt-4o>anthropic:claude-sonnet-4-5>openai:gpt-4.1")
+    assert isinstance(three, FallbackProvider)
+    assert [p.display_name() for p in three.providers] == ["OpenAI (gpt-4o)", "Anthropic (claude-sonnet-4-5)", "OpenAI (gpt-4.1)"]
     with pytest.raises(UnknownModelError, match="empty piece between '>'"):
         parse_model("anthropic:claude-sonnet-4-5>>openai:gpt-4o")
