@@ -284,6 +284,10 @@ class _FallbackStream(LlmResponseStream):
         self._failure = self._all_failed()
 
     def _record(self, index: int, err: LlmError) -> None:
+        # Kept without its traceback: its frames hold this stream, and the provider keeps
+        # the error for the cooldown, so the stream, its provider and their connections
+        # would wait for the garbage collector.
+        err = err.with_traceback(None)
         self._errors.append(err)
         if isinstance(err, ContextOverflowError):
             self._overflow.add(err, self._owner.providers[index].context_window())
@@ -339,7 +343,10 @@ class _FallbackStream(LlmResponseStream):
                 self._ended = True
                 failure, self._failure = self._failure, None
                 if failure is not None:
-                    raise failure
+                    try:
+                        raise failure
+                    finally:
+                        failure = None  # not left in this frame, which its traceback holds
                 raise StopIteration
             try:
                 chunk = inner.__next__()

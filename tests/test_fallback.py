@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import pickle
 import threading
 import time
+import weakref
 from typing import Iterator, List
 
 import pytest
@@ -199,6 +201,37 @@ def test_a_provider_is_tried_again_once_its_cooldown_ends(servers: List[Loopback
         time.sleep(0.05)
     assert fallback.stream_response(ctx()).collect().text == "back"
     assert len(a.requests) == 2
+
+
+def test_a_switch_leaves_nothing_for_the_garbage_collector(servers: List[LoopbackServer]) -> None:
+    # The errors a fallback keeps (for its cooldowns and the final error) hold no frames:
+    # otherwise the stream, the providers and their pooled sockets would wait for a collection.
+    a, b, _ = servers
+    a.reply(error(503, "api_error", "down"), error(503, "api_error", "down"))
+    b.reply(OPENAI.reply("Hi"), Reply.json({"error": {"message": "down", "type": "server_error"}}, status=503))
+    fallback = FallbackProvider([anthropic(a), openai(b)], cooldown=0.0)
+    gc.collect()
+    gc.disable()
+    try:
+        stream = fallback.stream_response(ctx())
+        assert stream.collect().text == "Hi"
+        answered = weakref.ref(stream)
+        del stream
+        assert answered() is None
+        stream = fallback.stream_response(ctx())
+        try:
+            list(stream)
+        except AllProvidersFailedError as err:
+            kinds = [type(e).__name__ for e in err.errors]
+        assert kinds == ["ServerError", "ServerError"]
+        failed = weakref.ref(stream)
+        del stream
+        assert failed() is None
+        provider = weakref.ref(fallback.providers[0])
+        del fallback
+        assert provider() is None
+    finally:
+        gc.enable()
 
 
 class Gated(StreamingModelProvider):
