@@ -599,11 +599,14 @@ def test_partial_after_an_error_and_after_the_end(server: LoopbackServer) -> Non
 
 def test_partial_usage_is_what_the_provider_reported_so_far(server: LoopbackServer) -> None:
     usage = {"type": "usage", "input": 7, "output": 2}
-    server.reply(Reply(headers=SSE, body=[*sse_chunks(start(), text("a"), usage, text("b")), Stall(10)], chunked=True))
+    # The server holds the usage back until released: the reader cannot have read ahead to it.
+    body = [*sse_chunks(start(), text("a")), Stall(10), *sse_chunks(usage, text("b")), Stall(10)]
+    server.reply(Reply(headers=SSE, body=body, chunked=True))
     stream = toy(server).stream_response(Context())
     chunks = iter(stream)
     next(chunks), next(chunks)  # Start, "a": nothing reported yet
     assert stream.partial().usage is None
+    server.release()
     assert next(chunks) == LlmResponse.Text("b")  # the usage event came before it
     stream.close()
     cut = stream.partial()
