@@ -254,6 +254,8 @@ def test_a_client_that_leaves_mid_answer_gets_a_correct_second_turn(llm: FakeLlm
         sock.close()  # gone mid-answer
     llm.wait_for_open_connections(0, timeout=3.0)
     assert wait_until(lambda: not reader_threads(), 2.0), reader_threads()
+    # The request thread stores the turn just after closing the stream.
+    assert wait_until(lambda: views.conversation("tab1").message_count == 2, 2.0)
 
     status, body = _get(site, "/chat?c=tab1&q=Go+on")
     assert (status, body) == (200, b"You said: Go on")
