@@ -31,7 +31,7 @@ from ._errors import (
 )
 from ._messages import AssistantReasoning, ChatMessage, EncryptedReasoningContent
 from ._model import LlmModel, ModelPrices
-from ._parse import UnknownModelError, parse_model
+from ._parse import UnknownModelError, UnknownModelWarning, parse_model
 from ._reasoning import ReasoningEffort
 from ._response import LlmResponse, StopReason, TokenUsage
 from ._retry import RetryPolicy
@@ -121,6 +121,7 @@ __all__ = [
     "ToolDefinition",
     "ToolParameterParsingError",
     "UnknownModelError",
+    "UnknownModelWarning",
     "UnsupportedContentError",
     "VertexAnthropicProvider",
     "VertexGeminiProvider",

@@ -171,51 +171,16 @@ def all_models(provider: Optional[str] = None) -> List[LlmModel]:
 
 
 def _has_credentials(provider: str) -> bool:
-    """For providers without a key variable: whether their sign-in looks set up."""
-    from pathlib import Path  # only here: pathlib costs several ms at import
+    """For providers without a key variable: what the provider's class says of its sign-in."""
+    import importlib
 
-    home = Path.home()
-    if provider == "codex":
-        codex_home = os.environ.get("CODEX_HOME")
-        candidates = [Path(codex_home) / "auth.json"] if codex_home else []
-        candidates.append(home / ".codex" / "auth.json")
-        try:
-            from .providers import codex
+    # The catalog is data; the providers know their credentials. The registry is imported
+    # here, not at the top: the providers package imports this module.
+    from .providers import REGISTRY
 
-            has = getattr(codex, "has_credentials", None)
-            if callable(has) and has():
-                return True
-        except ImportError:
-            pass
-        return any(c.is_file() for c in candidates)
-    if provider == "bedrock":
-        from ._keys import setting
-
-        variables = (
-            "AWS_BEARER_TOKEN_BEDROCK",
-            "AWS_ACCESS_KEY_ID",
-            "AWS_PROFILE",
-            "AWS_WEB_IDENTITY_TOKEN_FILE",
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-        )
-        if setting(None, *variables):
-            return True
-        files = (os.environ.get("AWS_SHARED_CREDENTIALS_FILE"), os.environ.get("AWS_CONFIG_FILE"))
-        paths = [Path(f) for f in files if f] + [home / ".aws" / "credentials", home / ".aws" / "config"]
-        return any(p.is_file() for p in paths)
-    if provider == "vertex":
-        from ._keys import setting
-        from .providers.vertex import PROJECT_VARIABLES
-
-        if not setting(None, *PROJECT_VARIABLES):
-            return False
-        if setting(None, "GOOGLE_APPLICATION_CREDENTIALS"):
-            return True
-        gcloud = os.environ.get("CLOUDSDK_CONFIG")
-        config = Path(gcloud) if gcloud else home / ".config" / "gcloud"
-        return (config / "application_default_credentials.json").is_file()
-    return True
+    module, _, name = REGISTRY[provider].partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    return bool(cls.has_credentials())
 
 
 def available_models() -> List[LlmModel]:

@@ -51,7 +51,11 @@ def setting(explicit: Optional[str], *variables: str) -> Optional[str]:
 
 
 def require_key(explicit: Optional[str], variable: str, provider: str, *aliases: str) -> str:
-    """The API key, registered for redaction, or ``MissingApiKeyError`` naming how to set it."""
+    """The API key, registered for redaction, or ``MissingApiKeyError`` naming how to set it.
+
+    ``provider`` is the name the message uses (``"Anthropic"``); the error's ``.provider``
+    is left for the caller to stamp with the provider's id.
+    """
     key = setting(explicit, variable, *aliases)
     if not key:
         also = f" (or {', '.join(aliases)})" if aliases else ""
@@ -59,7 +63,6 @@ def require_key(explicit: Optional[str], variable: str, provider: str, *aliases:
             f"no API key for {provider}: set {variable}{also} in the environment or a .env file, "
             "or pass api_key=",
             variable=variable,
-            provider=provider,
         )
     key = key.strip()
     register_secret(key)
@@ -81,5 +84,4 @@ def missing_settings(provider: str, missing: Sequence[Tuple[str, str]]) -> Missi
     return MissingApiKeyError(
         f"{provider} is not configured: {'; '.join(parts)}{where}",
         variables=variables,
-        provider=provider,
     )

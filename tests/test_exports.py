@@ -55,6 +55,7 @@ VOCABULARY = {
     "ToolDefinition",
     "ToolParameterParsingError",
     "UnknownModelError",
+    "UnknownModelWarning",
     "UnsupportedContentError",
     "__version__",
     "all_models",

@@ -19,7 +19,7 @@ from typing import (
 
 from .._call import Parser, http_source
 from .._catalog import lookup
-from .._errors import ApiRequestError, LlmError, stamp
+from .._errors import ApiRequestError, LlmError, MissingApiKeyError, stamp
 from .._exchange import fetch_json
 from .._inputs import InputTypes, check_content
 from .._keys import load_dotenv_from_cwd, require_key, setting
@@ -167,7 +167,10 @@ class HttpProvider(StreamingModelProvider):
         temperature: Optional[float] = None,
     ) -> None:
         if self.key_variable is not None and self.key_required:
-            key: Optional[str] = require_key(api_key, self.key_variable, self.label, *self.key_aliases)
+            try:
+                key: Optional[str] = require_key(api_key, self.key_variable, self.label, *self.key_aliases)
+            except MissingApiKeyError as err:
+                raise stamp(err, self.provider_id, None) from None
         else:
             key = setting(api_key, self.key_variable, *self.key_aliases) if self.key_variable else api_key
             if key:
@@ -190,6 +193,17 @@ class HttpProvider(StreamingModelProvider):
         self._max_event_bytes = DEFAULT_MAX_EVENT_BYTES
 
     # -- configuration -----------------------------------------------------------
+
+    @classmethod
+    def has_credentials(cls) -> bool:
+        """Whether this provider looks callable now without arguments: its key is set (or none is needed).
+
+        Reads the environment and a ``.env``, sends nothing; providers with sign-ins or
+        credential chains of their own (Codex, Bedrock, Vertex) look for those instead.
+        """
+        if cls.key_variable is None or not cls.key_required:
+            return True
+        return setting(None, cls.key_variable, *cls.key_aliases) is not None
 
     @classmethod
     def from_env(cls: type[P], **kwargs: Any) -> P:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Dict, FrozenSet, List, Mapping, Optional,
 from urllib.parse import quote
 
 from .._call import Parser
-from .._errors import ApiError, InvalidApiKeyError, LlmError, RateLimitedError
+from .._errors import ApiError, InvalidApiKeyError, LlmError, RateLimitedError, stamp
 from .._keys import missing_settings, setting
 from .._redact import SecretText, mask
 from .._retry import parse_retry_after
@@ -245,7 +245,7 @@ class AzureOpenAiProvider(HttpProvider):
                 (KEY_VARIABLE, f"the key, or api_key=; for Entra ID token_provider= or {TOKEN_VARIABLE}")
             )
         if missing:
-            raise missing_settings("Azure OpenAI", missing)
+            raise stamp(missing_settings("Azure OpenAI", missing), "azure", None)
         assert endpoint is not None and deployment is not None
         root, named_v1 = _endpoint(endpoint)
         version = setting(api_version, API_VERSION_VARIABLE) or _V1

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from typing import TYPE_CHECKING, Any, ClassVar, Dict, Mapping, Optional, Tuple, Type, TypeVar
 from urllib.parse import quote
 
 from .._call import Parser
-from .._errors import LlmError, MissingApiKeyError, OAuthError
+from .._errors import LlmError, MissingApiKeyError, OAuthError, stamp
 from .._keys import missing_settings, setting
 from .._redact import SecretText, mask
 from .._transport._request import HttpCall
@@ -160,6 +161,16 @@ class VertexProvider(HttpProvider):
     #: Other variables read for ``base_url``, after ``base_url_variable``.
     base_url_aliases: ClassVar[Tuple[str, ...]] = ()
 
+    @classmethod
+    def has_credentials(cls) -> bool:
+        """True when a project is set and application default credentials exist (a key file, or gcloud's)."""
+        if not setting(None, *PROJECT_VARIABLES):
+            return False
+        if setting(None, "GOOGLE_APPLICATION_CREDENTIALS"):
+            return True
+        gcloud = os.environ.get("CLOUDSDK_CONFIG") or os.path.join(os.path.expanduser("~"), ".config", "gcloud")
+        return os.path.isfile(os.path.join(gcloud, "application_default_credentials.json"))
+
     def __new__(cls, *args: Any, **kwargs: Any) -> VertexProvider:
         if cls is VertexProvider:
             cls = _class_for(kwargs.get("model") or cls.default_model)
@@ -194,7 +205,7 @@ class VertexProvider(HttpProvider):
                  "or pass api_key= (an access token) or token_provider=")
             )
         if missing:
-            raise missing_settings("Vertex AI", missing)
+            raise stamp(missing_settings("Vertex AI", missing), "vertex", None)
         _check_location(found_location)
         assert found_project is not None
         url = setting(base_url, "GOOGLE_VERTEX_BASE_URL", *self.base_url_aliases) or vertex_host(found_location)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import quote
 
@@ -76,6 +77,15 @@ __all__ = [
 ]
 
 DEFAULT_MAX_TOKENS = 16384
+# Variables any one of which means AWS credentials (or a Bedrock API key) are configured.
+_AWS_VARIABLES = (
+    "AWS_BEARER_TOKEN_BEDROCK",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+)
 
 # MIME type -> Converse image format; anything else is sent as png (the reference's rule).
 _IMAGE_FORMATS = {
@@ -655,6 +665,16 @@ class BedrockProvider(HttpProvider):
 
     def with_base_url(self, base_url: str) -> BedrockProvider:
         return super().with_base_url(base_url)._replace(_endpoint_given=True)
+
+    @classmethod
+    def has_credentials(cls) -> bool:
+        """True when a Bedrock API key or AWS credentials look configured (variables, or files in ``~/.aws``)."""
+        if setting(None, *_AWS_VARIABLES):
+            return True
+        files = (os.environ.get("AWS_SHARED_CREDENTIALS_FILE"), os.environ.get("AWS_CONFIG_FILE"))
+        aws = os.path.join(os.path.expanduser("~"), ".aws")
+        paths = [f for f in files if f] + [os.path.join(aws, "credentials"), os.path.join(aws, "config")]
+        return any(os.path.isfile(p) for p in paths)
 
     def __repr__(self) -> str:
         auth = f", api_key={mask(self._api_key)!r}" if self._api_key else ""

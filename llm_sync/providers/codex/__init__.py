@@ -33,9 +33,11 @@ from ._oauth import (
     OAuthEndpoints,
     TokenManager,
     account_id_from_token,
+    codex_auth_path,
     default_store,
     has_credentials,
     login,
+    own_store_path,
     token_manager,
 )
 
@@ -231,6 +233,11 @@ class CodexProvider(HttpProvider):
                 if isinstance(credentials, CredentialStore)
                 else CredentialStore(credentials)
             )
+
+    @classmethod
+    def has_credentials(cls) -> bool:
+        """True when a ChatGPT sign-in is stored, or a sign-in file exists (llm_sync's own, the Codex CLI's)."""
+        return has_credentials() or any(path.is_file() for path in (codex_auth_path(), own_store_path()))
 
     def __repr__(self) -> str:
         who = (
