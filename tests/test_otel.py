@@ -98,6 +98,35 @@ def test_one_span_per_stream_with_the_conventions_attributes(
     assert first.sum <= duration.sum
 
 
+CLOUD = {
+    # provider class, its keywords, the flavor whose wire format it speaks, and what its span says
+    # (openai.api.type belongs to the convention's OpenAI provider only, not Azure's)
+    "azure-chat": ("AzureOpenAiProvider", {"model": "dep"}, "openai_compatible",
+                   ("azure.ai.openai", "chat", None)),
+    "azure-responses": ("AzureOpenAiProvider", {"model": "dep", "api": "responses"}, "openai",
+                        ("azure.ai.openai", "chat", None)),
+    "vertex-gemini": ("VertexGeminiProvider", {"model": "gemini-2.5-flash", "project": "p", "location": "us-east5"}, "gemini",
+                      ("gcp.vertex_ai", "generate_content", None)),
+    "vertex-claude": ("VertexAnthropicProvider", {"model": "claude-sonnet-4-5", "project": "p", "location": "us-east5"}, "anthropic",
+                      ("gcp.vertex_ai", "chat", None)),
+}
+
+
+@pytest.mark.parametrize("cloud", sorted(CLOUD))
+def test_cloud_deployments_name_their_platform(otel: Telemetry, server: LoopbackServer, cloud: str) -> None:
+    import llm_sync
+
+    cls, kw, wire, (name, operation, api) = CLOUD[cloud]
+    server.reply(FLAVORS[wire].reply("Hi"))
+    provider = getattr(llm_sync, cls)("secret-token", base_url=server.url, max_retries=0, **kw)
+    assert _ask(provider).text == "Hi"
+    [span] = otel.spans
+    a = dict(span.attributes)
+    assert (a["gen_ai.provider.name"], a["gen_ai.operation.name"], a.get("openai.api.type")) == (name, operation, api)
+    assert span.name == f"{operation} {provider.model_name}"
+    assert a["gen_ai.usage.output_tokens"] > 0
+
+
 def _without(d: Dict[str, Any], *keys: str) -> Dict[str, Any]:
     return {k: v for k, v in d.items() if k not in keys}
 
