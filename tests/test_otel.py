@@ -208,6 +208,22 @@ def test_the_callers_span_is_the_parent_and_the_reader_thread_runs_under_the_str
     assert rid == "req-42"  # and it sees the caller's context variables
 
 
+def test_run_many_streams_are_children_of_the_span_current_when_it_was_called(
+    otel: Telemetry, server: LoopbackServer
+) -> None:
+    from llm_sync import run_many
+
+    flavor = FLAVORS["anthropic"]
+    server.reply(*(flavor.reply("Hi") for _ in range(3)))
+    contexts = [Context([ChatMessage.User(f"q{i}")]) for i in range(3)]
+    with otel.tracer_provider.get_tracer("test").start_as_current_span("batch") as parent:
+        results = run_many(flavor.provider(server), contexts, max_workers=3)
+    assert [r.response.text for r in sorted(results, key=lambda r: r.index)] == ["Hi"] * 3  # read outside it
+    genai = [s for s in otel.spans if s.name.startswith("chat ")]
+    assert len(genai) == 3
+    assert {s.parent.span_id for s in genai if s.parent is not None} == {parent.get_span_context().span_id}
+
+
 def test_close_from_another_thread_ends_the_span_within_100_ms(otel: Telemetry, server: LoopbackServer) -> None:
     flavor = FLAVORS["anthropic"]
     gate = Gate()
