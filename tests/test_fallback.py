@@ -106,6 +106,16 @@ def test_an_overflow_goes_to_a_provider_with_a_larger_window(servers: List[Loopb
     assert len(a.requests) == 1 and b.requests == [] and len(c.requests) == 1
 
 
+def test_an_overflow_goes_to_a_provider_whose_window_is_unknown(servers: List[LoopbackServer]) -> None:
+    a, b, _ = servers
+    a.reply(error(400, "invalid_request_error", "prompt is too long: 250000 tokens > 200000 maximum"))
+    b.reply(OPENAI.reply("Maybe."))
+    unknown = openai(b, model="gpt-test")  # not in the catalog: its window may be larger
+    assert unknown.context_window() is None
+    reply = FallbackProvider([anthropic(a, model="claude-sonnet-4-5"), unknown]).stream_response(ctx()).collect()
+    assert reply.text == "Maybe." and len(b.requests) == 1
+
+
 def test_an_overflow_skips_every_smaller_window_and_says_so(servers: List[LoopbackServer]) -> None:
     a, b, _ = servers
     a.reply(error(400, "invalid_request_error", "prompt is too long: 250000 tokens > 200000 maximum"))
