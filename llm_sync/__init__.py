@@ -11,6 +11,7 @@ from ._catalog import all_models, available_models, estimate_cost, get_local_mod
 from ._content import ContentBlock
 from ._context import Context
 from ._errors import (
+    AllProvidersFailedError,
     ApiError,
     ApiRequestError,
     ContextOverflowError,
@@ -29,6 +30,7 @@ from ._errors import (
     ToolParameterParsingError,
     UnsupportedContentError,
 )
+from ._fallback import FallbackProvider
 from ._messages import AssistantReasoning, ChatMessage, EncryptedReasoningContent
 from ._model import LlmModel, ModelPrices
 from ._parse import UnknownModelError, UnknownModelWarning, parse_model
@@ -68,6 +70,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
 _PROVIDERS = providers._LAZY
 
 __all__ = [
+    "AllProvidersFailedError",
     "AlloyedModelProvider",
     "AnthropicProvider",
     "ApiError",
@@ -85,6 +88,7 @@ __all__ = [
     "ContextOverflowError",
     "DeepSeekProvider",
     "EncryptedReasoningContent",
+    "FallbackProvider",
     "GeminiProvider",
     "InvalidApiKeyError",
     "JsonParsingError",

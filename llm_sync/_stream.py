@@ -7,12 +7,13 @@ import threading
 import time
 import weakref
 from queue import Empty
-from typing import TYPE_CHECKING, Any, Iterator, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from . import _observe
 from ._engine import CLOSED, End, Source, StreamState, size_of, spawn_reader, stop
 from ._errors import LlmError, RequestTimeoutError, stamp
 from ._messages import AssistantReasoning, ChatMessage, EncryptedReasoningContent
+from ._reported import Reported, install
 from ._response import (
     Done,
     EncryptedReasoning,
@@ -71,6 +72,7 @@ class LlmResponseStream:
         "_timeouts",
         "_slice",
         "_seen",
+        "_reported",
         "_started",
         "_finished",
         "_observer",
@@ -105,6 +107,8 @@ class LlmResponseStream:
         # Every chunk handed to the caller, as it waited in the queue: what partial()
         # and collect() are made of (one append per chunk, no other per-chunk work).
         self._seen: List[Any] = []
+        # Where the turn being read leaves the usage reported so far (partial()).
+        self._reported = Reported()
         self._finished = False
         state = self._state = StreamState(f"{provider}:{model}")
         self._thread: Optional[threading.Thread] = None
@@ -124,7 +128,7 @@ class LlmResponseStream:
             if observer is not None:
                 state.observer = observer
                 _observe.guarded(context.run, observer.enter)
-            self._thread = spawn_reader(state, source, provider, context)
+            self._thread = spawn_reader(state, _reporting(source, self._reported), provider, context)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> LlmResponseStream:
         # While instrumentation is on, streams are made as _ObservedStream, whose
@@ -312,13 +316,22 @@ class LlmResponseStream:
         While iterating, after ``close()`` (a cancel), after an error or after the end:
         ``complete`` is True only once ``Done`` arrived. Tool calls still streaming are
         not in it (only completed ones), nor is reasoning whose signature never came
-        (encrypted reasoning arrives at the end of a turn). ``usage`` is None for a turn
-        that did not finish: providers report the totals at the end. Its
-        :meth:`CollectedResponse.to_message` is safe to send back to the same model.
+        (encrypted reasoning arrives at the end of a turn). ``usage`` of a turn that did
+        not finish is what the provider reported so far, else None: Anthropic reports
+        the prompt's tokens when the message starts, Gemini running totals on its
+        chunks, the Responses API, chat completions, Bedrock and Ollama only at the end.
+        Its :meth:`CollectedResponse.to_message` is safe to send back to the same model.
         """
+        return self._partial(0)
+
+    def _partial(self, unseen: int) -> CollectedResponse:
+        """:meth:`partial` without the last ``unseen`` chunks taken (a wrapper holding them has not handed them on)."""
+        seen = list(self._seen)
+        if unseen:
+            del seen[max(0, len(seen) - unseen) :]
         acc = _Collector(self.provider, self.model)
         text, reasoning, add = acc.text, acc.reasoning, acc.add
-        for item in list(self._seen):
+        for item in seen:
             cls = item.__class__
             if cls is str:
                 text.append(item)
@@ -326,7 +339,19 @@ class LlmResponseStream:
                 reasoning.append(item[0])
             else:
                 add(item)
-        return acc.result(complete=acc.done is not None)
+        complete = acc.done is not None
+        if acc.usage is None and not complete:
+            acc.usage = self._reported.usage()
+        return acc.result(complete=complete)
+
+
+def _reporting(source: Source, box: Reported) -> Source:
+    # The turns the source parses on the reader thread report their usage into box.
+    def run(state: StreamState) -> Iterable[LlmResponse]:
+        install(box)
+        return source(state)
+
+    return run
 
 
 class _ObservedStream(LlmResponseStream):
@@ -411,21 +436,33 @@ class CollectedResponse:
     def to_message(self) -> ChatMessage:
         """The turn as a ``ChatMessage.Assistant``, ready to append to the context.
 
-        For a turn that did not finish (``complete`` False: cancelled, or broken off),
-        the tool calls are left out: nobody will send their results, and providers
-        refuse a call without one. They stay in :attr:`tool_calls`.
+        A turn that did not finish (``complete`` False: cancelled, or broken off) gives
+        only what is safe to send back to the provider, which refuses the rest on the
+        next request:
+
+        - its text, as far as it came;
+        - no tool calls: nobody will send their results, and a call without its result
+          is refused (they stay in :attr:`tool_calls`; calls still streaming never are);
+        - reasoning only with its signature: thinking whose signature or encrypted item
+          did not arrive is left out (Anthropic and Bedrock refuse unsigned thinking; the
+          reasoning text of a cut turn is not replayed either), and so is signed
+          reasoning of a turn whose calls are left out. It stays in :attr:`reasoning`.
         """
+        enc = self.encrypted_reasoning
+        summary = self.reasoning or None
+        calls = list(self.tool_calls)
+        if not self.complete:
+            if calls:
+                enc = None
+            if enc is None:
+                summary = None
+            calls = []
         encrypted = None
-        if self.encrypted_reasoning is not None:
+        if enc is not None:
             encrypted = EncryptedReasoningContent(
-                id=self.encrypted_reasoning.id,
-                model=f"{self.provider}:{self.model}",
-                content=self.encrypted_reasoning.content,
+                id=enc.id, model=f"{self.provider}:{self.model}", content=enc.content
             )
-        reasoning = AssistantReasoning(
-            summary_text=self.reasoning or None, encrypted_content=encrypted
-        )
-        calls = list(self.tool_calls) if self.complete else []
+        reasoning = AssistantReasoning(summary_text=summary, encrypted_content=encrypted)
         return ChatMessage.Assistant(content=self.text, reasoning=reasoning, tool_calls=calls)
 
     def to_dict(self) -> dict[str, Any]:

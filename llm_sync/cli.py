@@ -20,11 +20,12 @@ from ._alloyed import AlloyedModelProvider
 from ._content import ContentBlock
 from ._context import Context
 from ._errors import LlmError, MissingApiKeyError
+from ._fallback import FallbackProvider
 from ._messages import ChatMessage
 from ._model import LlmModel
 from ._parse import UnknownModelError, parse_model
 from ._reasoning import ReasoningEffort
-from ._stream import CollectedResponse, _Collector
+from ._stream import CollectedResponse
 from ._timeouts import Timeouts
 from .providers._base import StreamingModelProvider
 
@@ -70,7 +71,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "-m",
         "--model",
         help="model string, e.g. anthropic:claude-sonnet-4-5, ollama:qwen3:8b, "
-        "'openai-compatible:MODEL@localhost:8000/v1', local, or several separated by commas "
+        "'openai-compatible:MODEL@localhost:8000/v1', local; 'a>b' falls back to b when a fails "
+        "before answering, 'a,b' takes turns "
         "(default: the conversation's when continuing, else $LLM_SYNC_MODEL, else the first "
         "provider with a key, else the local model)",
     )
@@ -485,6 +487,8 @@ def _configured(provider: StreamingModelProvider, args: argparse.Namespace) -> S
 def _apply(provider: StreamingModelProvider, method: str, value: Any, flag: str) -> StreamingModelProvider:
     if isinstance(provider, AlloyedModelProvider):
         return AlloyedModelProvider([_apply(p, method, value, flag) for p in provider.providers])
+    if isinstance(provider, FallbackProvider):
+        return provider.with_providers([_apply(p, method, value, flag) for p in provider.providers])
     configure = getattr(provider, method, None)
     if configure is None:
         raise UsageError(f"{flag} is not supported by {provider.display_name()} in this version of llm_sync")
@@ -529,7 +533,7 @@ def _retry_notes() -> Iterator[None]:
 
 def _labels(provider: StreamingModelProvider) -> Dict[str, str]:
     """Provider id -> its human label, for the providers ``provider`` may use."""
-    if isinstance(provider, AlloyedModelProvider):
+    if isinstance(provider, (AlloyedModelProvider, FallbackProvider)):
         out: Dict[str, str] = {}
         for p in provider.providers:
             out.update(_labels(p))
@@ -542,7 +546,7 @@ def _note_reasoning(
     provider: StreamingModelProvider, model: LlmModel, effort: Optional[ReasoningEffort], show: bool
 ) -> bool:
     """Say so when -e or --reasoning asks a model that does not reason; whether a note was printed."""
-    if not (effort or show) or isinstance(provider, AlloyedModelProvider):
+    if not (effort or show) or isinstance(provider, (AlloyedModelProvider, FallbackProvider)):
         return False
     known = model.provider == "local" or _catalog.lookup(model.provider, model.model_id) is not None
     if not known or model.reasoning_levels:
@@ -707,17 +711,16 @@ def _answer_dict(c: CollectedResponse) -> Dict[str, Any]:
 def _turn(provider: StreamingModelProvider, context: Context, view: _View, *, stream: bool = True) -> CollectedResponse:
     """Stream one answer to ``view`` (or show it whole at the end); the stream is closed however this ends."""
     answer = provider.stream_response(context)
-    acc = _Collector(answer.provider, answer.model)
     try:
         with answer:
             for chunk in answer:
-                acc.add(chunk)
                 if stream:
                     view.chunk(chunk)
     finally:
         if stream:
             view.finish()
-    collected = acc.result(complete=acc.done is not None)
+    # Named after the provider that answered (a fallback's may not be the first).
+    collected = answer.partial()
     if not stream:
         view.whole(collected)
     return collected
@@ -728,8 +731,14 @@ def _print_usage(collected: CollectedResponse, model: LlmModel) -> None:
     if usage is None:
         _complain("the provider reported no token usage")
         return
-    # The model that served this answer (with several, not necessarily the first).
-    served = _catalog.lookup(collected.provider, collected.model) or model
+    # The model that served this answer (with several, not necessarily the first); one
+    # the catalog lacks has no price, not the price of the model asked for first.
+    served = _catalog.lookup(collected.provider, collected.model)
+    if served is None:
+        # The same model id is the model asked for, whatever the stream calls its provider
+        # (the embedded "local" model answers as llamacpp).
+        other = collected.provider and collected.model and collected.model != model.model_id
+        served = LlmModel(collected.provider, collected.model) if other else model
     parts = [f"{usage.input_tokens:,} input"]
     extra = []
     if usage.cached_input_tokens:

@@ -14,6 +14,7 @@ from tests.support.paths import REPO
 
 # DESIGN.md's public names, besides the provider classes.
 VOCABULARY = {
+    "AllProvidersFailedError",
     "AlloyedModelProvider",
     "ApiError",
     "ApiRequestError",
@@ -26,6 +27,7 @@ VOCABULARY = {
     "Context",
     "ContextOverflowError",
     "EncryptedReasoningContent",
+    "FallbackProvider",
     "InvalidApiKeyError",
     "JsonParsingError",
     "LlmError",

@@ -261,6 +261,8 @@ def parse_events(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
     thinking_parts: Dict[int, List[str]] = {}
     kept: List[Dict[str, Any]] = []  # finished thinking / redacted_thinking blocks, to replay
     usage: Dict[str, Any] = {}
+    # message_start reports the prompt's tokens: a cancelled turn keeps them (partial()).
+    turn.so_far = lambda: usage_from(usage) if usage else None
     stop_word: Optional[str] = None
     stopped = False  # message_delta said why the turn ended
     for frame in frames:

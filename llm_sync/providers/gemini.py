@@ -469,6 +469,11 @@ class _Stream:
         self.usage: Optional[Mapping[str, Any]] = None
         self.finish: Optional[str] = None
         self.block: Optional[str] = None
+        # usageMetadata comes with running totals: a cancelled turn keeps the last (partial()).
+        self.turn.so_far = self.usage_so_far
+
+    def usage_so_far(self) -> Optional[Usage]:
+        return usage_from(self.usage) if self.usage else None
 
     def new_id(self, given: Any) -> str:
         n = self.calls_made

@@ -22,6 +22,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 import pytest
 
 from tests.examples.fake_llm import FakeLlmServer
+from tests.support.replay_rules import problems
 from tests.support.server import Close, Reply, sse_event
 
 django = pytest.importorskip("django")
@@ -243,6 +244,43 @@ def test_real_server_body_arrives_incrementally_and_disconnect_closes_upstream(
     llm.wait_for_open_connections(0, timeout=3.0)
     assert wait_until(lambda: not reader_threads(), 2.0), reader_threads()
     assert len(llm.requests) == 1
+
+
+def test_a_client_that_leaves_mid_answer_gets_a_correct_second_turn(llm: FakeLlmServer, site: Tuple[str, int]) -> None:
+    sock = socket.create_connection(site, timeout=5)
+    try:
+        sock.sendall(b"GET /chat?c=tab1&q=Write+a+long+story HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        received = b""
+        while received.count(b"word") < 5:
+            data = sock.recv(65536)
+            assert data, "the server closed early"
+            received += data
+    finally:
+        sock.close()  # gone mid-answer
+    llm.wait_for_open_connections(0, timeout=3.0)
+    assert wait_until(lambda: not reader_threads(), 2.0), reader_threads()
+    # The request thread stores the turn just after closing the stream.
+    assert wait_until(lambda: views.conversation("tab1").message_count == 2, 2.0)
+
+    status, body = _get(site, "/chat?c=tab1&q=Go+on")
+    assert (status, body) == (200, b"You said: Go on")
+    first, second = (r.json() for r in llm.requests)
+    user = {"role": "user", "content": [{"type": "text", "text": "Write a long story"}]}
+    assert first["messages"] == [user]
+    # The follow-up carries the question, the part of the answer that was streamed (at
+    # least what the client got, never all of it) and the new question, in a shape the
+    # provider accepts.
+    asked, answered, again = second["messages"]
+    assert asked == user and again == {"role": "user", "content": [{"type": "text", "text": "Go on"}]}
+    assert answered["role"] == "assistant"
+    content = answered["content"]
+    text = content if isinstance(content, str) else "".join(b["text"] for b in content if b["type"] == "text")
+    got = received.split(b"\r\n\r\n", 1)[1].decode()
+    assert text.startswith(got) and "word4" in text and "word199" not in text
+    assert problems("anthropic", second) == []
+    # A conversation the client names only once is a single turn, as without ?c=.
+    assert _get(site, "/chat?c=tab2&q=Hi") == (200, b"You said: Hi")
+    assert len(llm.requests[2].json()["messages"]) == 1
 
 
 def test_real_server_sse_and_error_status(llm: FakeLlmServer, site: Tuple[str, int]) -> None:
