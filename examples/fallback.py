@@ -7,6 +7,10 @@ installed) is skipped; one that fails *before* any content is left for the next.
 reached the user, starting over elsewhere would repeat it, so that error is raised. Each model
 is set up only when its turn comes: the embedded ``local`` model at the end of the default list
 loads only if the others cannot answer.
+
+The library does the same for providers that can all be set up at once: ``FallbackProvider``
+(model strings ``"a>b>c"``), which also skips a provider cooling down after a rate limit, for
+every thread. This script is the manual form, for models that may lack a key.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from ._catalog import all_models, available_models, estimate_cost, get_local_mod
 from ._content import ContentBlock
 from ._context import Context
 from ._errors import (
+    AllProvidersFailedError,
     ApiError,
     ApiRequestError,
     ContextOverflowError,
@@ -29,6 +30,7 @@ from ._errors import (
     ToolParameterParsingError,
     UnsupportedContentError,
 )
+from ._fallback import FallbackProvider
 from ._messages import AssistantReasoning, ChatMessage, EncryptedReasoningContent
 from ._model import LlmModel, ModelPrices
 from ._parse import UnknownModelError, UnknownModelWarning, parse_model
@@ -43,6 +45,7 @@ from ._version import __version__
 from .providers._base import StreamingModelProvider
 
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and IDEs
+    from . import otel as otel
     from . import testing as testing
     from .providers import AnthropicProvider as AnthropicProvider
     from .providers import AzureOpenAiProvider as AzureOpenAiProvider
@@ -67,6 +70,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
 _PROVIDERS = providers._LAZY
 
 __all__ = [
+    "AllProvidersFailedError",
     "AlloyedModelProvider",
     "AnthropicProvider",
     "ApiError",
@@ -84,6 +88,7 @@ __all__ = [
     "ContextOverflowError",
     "DeepSeekProvider",
     "EncryptedReasoningContent",
+    "FallbackProvider",
     "GeminiProvider",
     "InvalidApiKeyError",
     "JsonParsingError",
@@ -139,10 +144,10 @@ __all__ = [
 def __getattr__(name: str) -> object:
     if name in _PROVIDERS:
         found: object = getattr(providers, name)
-    elif name == "testing":
+    elif name in ("testing", "otel"):
         import importlib
 
-        found = importlib.import_module("llm_sync.testing")
+        found = importlib.import_module(f"llm_sync.{name}")
     else:
         raise AttributeError(f"module 'llm_sync' has no attribute {name!r}")
     globals()[name] = found
@@ -150,4 +155,4 @@ def __getattr__(name: str) -> object:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_PROVIDERS) | {"testing"})
+    return sorted(set(globals()) | set(_PROVIDERS) | {"testing", "otel"})

@@ -18,7 +18,8 @@
     ├── ToolParameterParsingError      a tool whose parameters are not a JSON Schema (.tool_name)
     ├── ToolArgumentsError             tool-call arguments that do not match the schema
     ├── OAuthError                     sign-in or token refresh failed
-    └── UnsupportedContentError        content the provider cannot take (audio, say)
+    ├── UnsupportedContentError        content the provider cannot take (audio, say)
+    └── AllProvidersFailedError  [r]   every provider of a FallbackProvider failed (.errors, .retry_after)
 
 ``[r]`` marks the classes whose ``retryable`` is true by default. The library itself
 retries only before the first content chunk reached the caller; ``StreamInterruptedError``
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from ._stream import CollectedResponse
 
 __all__ = [
+    "AllProvidersFailedError",
     "ApiError",
     "ApiRequestError",
     "ContextOverflowError",
@@ -259,6 +261,31 @@ class OAuthError(LlmError):
 
 class UnsupportedContentError(LlmError, ValueError):
     """The provider cannot take this content (audio for most providers)."""
+
+
+class AllProvidersFailedError(LlmError):
+    """Every provider of a ``FallbackProvider`` failed before answering, or was skipped.
+
+    ``errors`` holds one error per provider, in the fallback's order: the error it
+    raised, or, for a provider that was not tried, a copy of the error that started its
+    cooldown (a message saying so, ``retry_after`` the time left) or a
+    ``ContextOverflowError`` saying its window is too small. The message names each.
+    ``retryable`` is true when any of them is; ``retry_after`` is the time until the
+    first provider's cooldown ends (None when none cools down).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: Sequence[LlmError] = (),
+        retry_after: Optional[float] = None,
+        **kw: Any,
+    ) -> None:
+        kw.setdefault("retryable", any(e.retryable for e in errors))
+        super().__init__(message, **kw)
+        self.errors = tuple(errors)
+        self.retry_after = retry_after
 
 
 def internal_error(exc: BaseException) -> LlmError:

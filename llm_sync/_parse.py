@@ -2,12 +2,14 @@
 
 Grammar (whitespace around pieces is ignored)::
 
-    spec     := piece ("," piece)*          several pieces: AlloyedModelProvider (round-robin)
+    spec     := chain ("," chain)*          several chains: AlloyedModelProvider (round-robin)
+    chain    := piece (">" piece)*          several pieces: FallbackProvider (in order, before content)
     piece    := provider [":" model]        split at the FIRST colon: ollama:qwen3:8b
               | "local" [":" model]          the embedded model (extra "local")
               | "openai-compatible:" model ["@" base_url]
 
-An empty model means the provider's default model. Catalog providers (anthropic, openai,
+``,`` binds looser than ``>``: ``"a>b,c>d"`` takes turns between the fallback ``a>b`` and the
+fallback ``c>d``. An empty model means the provider's default model. Catalog providers (anthropic, openai,
 codex, openrouter, gemini, deepseek, moonshot, zai, bedrock, vertex) look the model up in the
 shipped catalog, tolerating case and a date suffix or ``-latest``; a model the catalog lacks is
 sent as written, with an :class:`UnknownModelWarning` naming close matches (and no context window
@@ -26,6 +28,7 @@ import warnings
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _catalog
+from ._fallback import FallbackProvider
 from ._model import LlmModel
 from .providers import EXTRAS, REGISTRY
 from .providers._base import StreamingModelProvider
@@ -88,6 +91,10 @@ def parse_model(
 ) -> Tuple[StreamingModelProvider, LlmModel]:
     """The provider for ``spec`` and the ``LlmModel`` it names (the first one's, for several).
 
+    ``"a>b"`` gives a :class:`~llm_sync.FallbackProvider` (``b`` answers when ``a`` fails
+    before its first content), ``"a,b"`` an ``AlloyedModelProvider`` (round-robin), and
+    ``"a>b,c"`` round-robin between the fallback ``a>b`` and ``c``.
+
     ``"anthropic:claude-sonnet-4-5"`` → ``(AnthropicProvider, LlmModel(...))`` with the
     catalog facts filled in. Keys come from the environment or a ``.env`` (each
     provider's ``from_env``), so a missing key raises ``MissingApiKeyError``.
@@ -100,27 +107,31 @@ def parse_model(
     table: Dict[str, Union[str, ProviderFactory]] = dict(PROVIDERS)
     if registry:
         table.update(registry)
-    pieces = [p.strip() for p in spec.split(",")]
-    if not any(pieces):
+    chains = [[p.strip() for p in chain.split(">")] for chain in spec.split(",")]
+    if not any(any(chain) for chain in chains):
         raise UnknownModelError(
             "empty model string; write 'provider:model', e.g. 'anthropic:claude-sonnet-4-5'",
             provider="",
         )
-    if not all(pieces):
-        raise UnknownModelError(
-            f"model string {spec!r} has an empty piece between commas", provider=""
-        )
+    for chain in chains:
+        if not all(chain):
+            where = "between '>'" if len(chain) > 1 else "between commas"
+            raise UnknownModelError(f"model string {spec!r} has an empty piece {where}", provider="")
     # Resolve every piece (catalog checks) before building any provider.
     notes: List[UnknownModelWarning] = []
-    resolved = [_resolve(piece, table, notes) for piece in pieces]
+    resolved = [[_resolve(piece, table, notes) for piece in chain] for chain in chains]
     for note in notes:
         warnings.warn(note, stacklevel=2)
-    built = [_build(key, model_id, entry, table) for key, model_id, entry in resolved]
-    if len(built) == 1:
-        return built[0]
+    built = [[_build(key, model_id, entry, table) for key, model_id, entry in chain] for chain in resolved]
+    first = built[0][0][1]
+    providers = [
+        chain[0][0] if len(chain) == 1 else FallbackProvider([p for p, _ in chain]) for chain in built
+    ]
+    if len(providers) == 1:
+        return providers[0], first
     from ._alloyed import AlloyedModelProvider
 
-    return AlloyedModelProvider([p for p, _ in built]), built[0][1]
+    return AlloyedModelProvider(providers), first
 
 
 def _resolve(

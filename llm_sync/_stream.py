@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 import weakref
 from queue import Empty
-from typing import TYPE_CHECKING, Any, Iterator, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, List, Mapping, Optional, Tuple
 
+from . import _observe
 from ._engine import CLOSED, End, Source, StreamState, size_of, spawn_reader, stop
 from ._errors import LlmError, RequestTimeoutError, stamp
 from ._messages import AssistantReasoning, ChatMessage, EncryptedReasoningContent
+from ._reported import Reported, install
 from ._response import (
     Done,
     EncryptedReasoning,
@@ -30,6 +33,8 @@ from ._tools import ToolCallRequest
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from ._observe import Observer, StreamInfo
+
 __all__ = ["CollectedResponse", "LlmResponseStream"]
 
 # The consumer never blocks longer than this in one wait, so Ctrl-C and deadlines
@@ -39,6 +44,8 @@ _SLICE = 0.25
 # normally leaves within a millisecond; close() must return within 100 ms regardless.
 _JOIN = 0.04
 _NEVER = object()
+# Held only to mark a stream finished: the consumer and a closing thread may race to it.
+_FINISHING = threading.Lock()
 
 
 class LlmResponseStream:
@@ -65,6 +72,10 @@ class LlmResponseStream:
         "_timeouts",
         "_slice",
         "_seen",
+        "_reported",
+        "_started",
+        "_finished",
+        "_observer",
         "provider",
         "model",
         "__weakref__",
@@ -78,12 +89,13 @@ class LlmResponseStream:
         model: str,
         timeouts: Optional[Timeouts] = None,
         error: Optional[LlmError] = None,
+        info: Optional[StreamInfo] = None,
     ) -> None:
         self.provider = provider
         self.model = model
         t = timeouts if timeouts is not None else Timeouts()
         self._timeouts = t
-        now = time.monotonic()
+        now = self._started = time.monotonic()
         self._first_deadline = now + t.first_event if t.first_event is not None else None
         self._total_deadline = now + t.total if t.total is not None else None
         self._idle = t.idle
@@ -95,15 +107,37 @@ class LlmResponseStream:
         # Every chunk handed to the caller, as it waited in the queue: what partial()
         # and collect() are made of (one append per chunk, no other per-chunk work).
         self._seen: List[Any] = []
-        self._state = StreamState(f"{provider}:{model}")
+        # Where the turn being read leaves the usage reported so far (partial()).
+        self._reported = Reported()
+        self._finished = False
+        state = self._state = StreamState(f"{provider}:{model}")
         self._thread: Optional[threading.Thread] = None
-        self._finalizer = weakref.finalize(self, stop, self._state)
+        # Instrumentation (llm_sync.otel) watches the streams started while it is on;
+        # otherwise there is no observer and nothing is done per chunk for one.
+        watcher = _observe.watcher()
+        observer = self._observer = (
+            None if watcher is None else watcher(info if info is not None else _observe.StreamInfo(provider, model))
+        )
+        self._finalizer = weakref.finalize(self, _release, state, observer)
         # An error found before anything was sent (a bad request) is raised on first
         # iteration, like every other failure, and no thread is started for it.
         if error is not None:
-            self._state.queue.put(End(error))
+            state.queue.put(End(error))
         elif source is not None:
-            self._thread = spawn_reader(self._state, source, provider)
+            context = contextvars.copy_context()
+            if observer is not None:
+                state.observer = observer
+                _observe.guarded(context.run, observer.enter)
+            self._thread = spawn_reader(state, _reporting(source, self._reported), provider, context)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> LlmResponseStream:
+        # While instrumentation is on, streams are made as _ObservedStream, whose
+        # __next__ notes the first chunk; the plain class never pays for that check.
+        if cls is LlmResponseStream and _observe.watcher() is not None:
+            observed = object.__new__(_ObservedStream)
+            observed._before_first = True
+            return observed
+        return object.__new__(cls)
 
     # -- iteration ---------------------------------------------------------------
 
@@ -147,6 +181,7 @@ class LlmResponseStream:
             chunk = item
             if cls is Done:
                 self._ended = self._saw_done = True
+                self._finish(None)
         if state.parked:
             state.unpark()
         return chunk
@@ -193,12 +228,28 @@ class LlmResponseStream:
     def _end(self, item: End) -> LlmResponse:
         self._ended = True
         error = item.error
-        self.close()
-        if error is None or item is CLOSED:
-            raise StopIteration
-        if isinstance(error, LlmError):
+        if item is CLOSED:
+            error = None  # close() from another thread: finished there, as cancelled
+        elif isinstance(error, LlmError):
             stamp(error, self.provider, self.model)
+        self._finish(error, cancelled=isinstance(error, KeyboardInterrupt))
+        self.close()
+        if error is None:
+            raise StopIteration
         raise error
+
+    def _finish(self, error: Optional[BaseException], cancelled: bool = False) -> None:
+        """Once per stream, on Done, on the error, or on a close before either: log it, tell the observer."""
+        with _FINISHING:
+            if self._finished:
+                return
+            self._finished = True
+        if isinstance(error, KeyboardInterrupt):
+            error = None
+        _observe.ended(self._state.label, time.monotonic() - self._started, self._seen, error, cancelled)
+        observer = self._observer
+        if observer is not None:
+            _observe.guarded(observer.end, self._seen, error, cancelled)
 
     # -- lifetime ----------------------------------------------------------------
 
@@ -218,6 +269,7 @@ class LlmResponseStream:
             return
         self._closed = True
         self._ended = True
+        self._finish(None, cancelled=True)
         thread = self._thread
         if thread is not None and self._saw_done:
             # The body is usually fully read a moment after Done; let the reader
@@ -264,13 +316,22 @@ class LlmResponseStream:
         While iterating, after ``close()`` (a cancel), after an error or after the end:
         ``complete`` is True only once ``Done`` arrived. Tool calls still streaming are
         not in it (only completed ones), nor is reasoning whose signature never came
-        (encrypted reasoning arrives at the end of a turn). ``usage`` is None for a turn
-        that did not finish: providers report the totals at the end. Its
-        :meth:`CollectedResponse.to_message` is safe to send back to the same model.
+        (encrypted reasoning arrives at the end of a turn). ``usage`` of a turn that did
+        not finish is what the provider reported so far, else None: Anthropic reports
+        the prompt's tokens when the message starts, Gemini running totals on its
+        chunks, the Responses API, chat completions, Bedrock and Ollama only at the end.
+        Its :meth:`CollectedResponse.to_message` is safe to send back to the same model.
         """
+        return self._partial(0)
+
+    def _partial(self, unseen: int) -> CollectedResponse:
+        """:meth:`partial` without the last ``unseen`` chunks taken (a wrapper holding them has not handed them on)."""
+        seen = list(self._seen)
+        if unseen:
+            del seen[max(0, len(seen) - unseen) :]
         acc = _Collector(self.provider, self.model)
         text, reasoning, add = acc.text, acc.reasoning, acc.add
-        for item in list(self._seen):
+        for item in seen:
             cls = item.__class__
             if cls is str:
                 text.append(item)
@@ -278,7 +339,45 @@ class LlmResponseStream:
                 reasoning.append(item[0])
             else:
                 add(item)
-        return acc.result(complete=acc.done is not None)
+        complete = acc.done is not None
+        if acc.usage is None and not complete:
+            acc.usage = self._reported.usage()
+        return acc.result(complete=complete)
+
+
+def _reporting(source: Source, box: Reported) -> Source:
+    # The turns the source parses on the reader thread report their usage into box.
+    def run(state: StreamState) -> Iterable[LlmResponse]:
+        install(box)
+        return source(state)
+
+    return run
+
+
+class _ObservedStream(LlmResponseStream):
+    """A stream started while instrumentation was on: it also tells its observer of the first chunk."""
+
+    __slots__ = ("_before_first",)
+    _before_first: bool
+
+    def __next__(self) -> LlmResponse:
+        chunk = LlmResponseStream.__next__(self)
+        if self._before_first and chunk.__class__ not in _NOT_CONTENT:
+            self._before_first = False
+            observer = self._observer
+            if observer is not None:
+                _observe.guarded(observer.first_chunk)
+        return chunk
+
+
+_NOT_CONTENT = (Start, Usage, Done)
+
+
+def _release(state: StreamState, observer: Optional[Observer]) -> None:
+    """The finalizer: stop the reader; and if the stream was dropped unclosed, end its observation."""
+    stop(state)
+    if observer is not None:
+        _observe.guarded(observer.end, (), None, True)
 
 
 def _iterate(stream: LlmResponseStream) -> Iterator[LlmResponse]:
@@ -337,21 +436,33 @@ class CollectedResponse:
     def to_message(self) -> ChatMessage:
         """The turn as a ``ChatMessage.Assistant``, ready to append to the context.
 
-        For a turn that did not finish (``complete`` False: cancelled, or broken off),
-        the tool calls are left out: nobody will send their results, and providers
-        refuse a call without one. They stay in :attr:`tool_calls`.
+        A turn that did not finish (``complete`` False: cancelled, or broken off) gives
+        only what is safe to send back to the provider, which refuses the rest on the
+        next request:
+
+        - its text, as far as it came;
+        - no tool calls: nobody will send their results, and a call without its result
+          is refused (they stay in :attr:`tool_calls`; calls still streaming never are);
+        - reasoning only with its signature: thinking whose signature or encrypted item
+          did not arrive is left out (Anthropic and Bedrock refuse unsigned thinking; the
+          reasoning text of a cut turn is not replayed either), and so is signed
+          reasoning of a turn whose calls are left out. It stays in :attr:`reasoning`.
         """
+        enc = self.encrypted_reasoning
+        summary = self.reasoning or None
+        calls = list(self.tool_calls)
+        if not self.complete:
+            if calls:
+                enc = None
+            if enc is None:
+                summary = None
+            calls = []
         encrypted = None
-        if self.encrypted_reasoning is not None:
+        if enc is not None:
             encrypted = EncryptedReasoningContent(
-                id=self.encrypted_reasoning.id,
-                model=f"{self.provider}:{self.model}",
-                content=self.encrypted_reasoning.content,
+                id=enc.id, model=f"{self.provider}:{self.model}", content=enc.content
             )
-        reasoning = AssistantReasoning(
-            summary_text=self.reasoning or None, encrypted_content=encrypted
-        )
-        calls = list(self.tool_calls) if self.complete else []
+        reasoning = AssistantReasoning(summary_text=summary, encrypted_content=encrypted)
         return ChatMessage.Assistant(content=self.text, reasoning=reasoning, tool_calls=calls)
 
     def to_dict(self) -> dict[str, Any]:

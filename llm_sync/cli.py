@@ -8,25 +8,26 @@ adds it), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
-from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from . import _catalog
 from ._alloyed import AlloyedModelProvider
 from ._content import ContentBlock
 from ._context import Context
 from ._errors import LlmError, MissingApiKeyError
+from ._fallback import FallbackProvider
 from ._messages import ChatMessage
 from ._model import LlmModel
 from ._parse import UnknownModelError, parse_model
 from ._reasoning import ReasoningEffort
-from ._retry import RetryPolicy
-from ._stream import CollectedResponse, _Collector
+from ._stream import CollectedResponse
 from ._timeouts import Timeouts
-from .providers._base import HttpProvider, StreamingModelProvider
+from .providers._base import StreamingModelProvider
 
 __all__ = ["main"]
 
@@ -70,7 +71,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "-m",
         "--model",
         help="model string, e.g. anthropic:claude-sonnet-4-5, ollama:qwen3:8b, "
-        "'openai-compatible:MODEL@localhost:8000/v1', local, or several separated by commas "
+        "'openai-compatible:MODEL@localhost:8000/v1', local; 'a>b' falls back to b when a fails "
+        "before answering, 'a,b' takes turns "
         "(default: the conversation's when continuing, else $LLM_SYNC_MODEL, else the first "
         "provider with a key, else the local model)",
     )
@@ -415,14 +417,15 @@ def _chat(args: argparse.Namespace) -> int:
     attachments = [_attachment(path) for path in args.attach]
     if prompt is None and attachments:
         raise UsageError("-a attaches files to a prompt: give the prompt too")
-    session = _Session(args)
-    try:
-        if prompt is None:
-            return _interactive(session)
-        session.turn(prompt, attachments)
-        return EXIT_OK
-    finally:
-        session.close()
+    with _retry_notes():
+        session = _Session(args)
+        try:
+            if prompt is None:
+                return _interactive(session)
+            session.turn(prompt, attachments)
+            return EXIT_OK
+        finally:
+            session.close()
 
 
 def _prompt_from(words: Sequence[str], stdin: Optional[IO[str]]) -> Optional[str]:
@@ -471,19 +474,21 @@ def _default_spec() -> str:
 
 
 def _configured(provider: StreamingModelProvider, args: argparse.Namespace) -> StreamingModelProvider:
-    """``provider`` with the command line's options applied, and a note on stderr for each retry."""
+    """``provider`` with the command line's options applied."""
     if args.max_tokens is not None:
         provider = _apply(provider, "with_max_tokens", args.max_tokens, "--max-tokens")
     if args.temperature is not None:
         provider = _apply(provider, "with_temperature", args.temperature, "--temperature")
     if args.timeout is not None:
         provider = _apply(provider, "with_timeout", args.timeout, "--timeout")
-    return _with_retry_notes(provider)
+    return provider
 
 
 def _apply(provider: StreamingModelProvider, method: str, value: Any, flag: str) -> StreamingModelProvider:
     if isinstance(provider, AlloyedModelProvider):
         return AlloyedModelProvider([_apply(p, method, value, flag) for p in provider.providers])
+    if isinstance(provider, FallbackProvider):
+        return provider.with_providers([_apply(p, method, value, flag) for p in provider.providers])
     configure = getattr(provider, method, None)
     if configure is None:
         raise UsageError(f"{flag} is not supported by {provider.display_name()} in this version of llm_sync")
@@ -495,38 +500,40 @@ def _apply(provider: StreamingModelProvider, method: str, value: Any, flag: str)
     return out
 
 
-class _NotingRetryPolicy(RetryPolicy):
-    """The provider's own policy; each wait it grants is announced on stderr first."""
+@contextlib.contextmanager
+def _retry_notes() -> Iterator[None]:
+    """While in it, each retry the library logs (an INFO record) is one line on stderr."""
+    import logging
 
-    def delay(self, retry_number: int, retry_after: Optional[float] = None) -> Optional[float]:
-        wait = super().delay(retry_number, retry_after)
-        if wait is not None:
-            # The engine asks from inside its `except` block: the error being handled is
-            # the one this retry answers.
-            failed = sys.exc_info()[1]
-            why = ""
-            if failed is not None:
-                status = getattr(failed, "status", None)
-                why = f"{type(failed).__name__}{f' (HTTP {status})' if status else ''}; "
-            _complain(f"{why}retrying in {wait:.1f} s ({retry_number + 1} of {self.max_retries})")
-        return wait
+    from ._observe import ROOT
 
+    class RetryNotes(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if getattr(record, "llm_sync_event", None) != "retry":
+                return
+            status = getattr(record, "llm_sync_status", None)
+            _complain(
+                f"{getattr(record, 'llm_sync_error', 'error')}{f' (HTTP {status})' if status else ''}; "
+                f"retrying in {getattr(record, 'llm_sync_wait', 0.0):.1f} s "
+                f"({getattr(record, 'llm_sync_attempt', '?')} of {getattr(record, 'llm_sync_max_retries', '?')})"
+            )
 
-def _with_retry_notes(provider: StreamingModelProvider) -> StreamingModelProvider:
-    import dataclasses
-
-    if isinstance(provider, AlloyedModelProvider):
-        return AlloyedModelProvider([_with_retry_notes(p) for p in provider.providers])
-    if isinstance(provider, HttpProvider) and type(provider.retry_policy) is RetryPolicy:
-        policy = _NotingRetryPolicy(**dataclasses.asdict(provider.retry_policy))
-        # No public way yet to hand a provider a policy object (with_max_retries builds one).
-        return provider._replace(_retry=policy)
-    return provider
+    log = logging.getLogger(ROOT)
+    handler = RetryNotes(logging.INFO)
+    level = log.level
+    log.addHandler(handler)
+    if level == logging.NOTSET or level > logging.INFO:
+        log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 def _labels(provider: StreamingModelProvider) -> Dict[str, str]:
     """Provider id -> its human label, for the providers ``provider`` may use."""
-    if isinstance(provider, AlloyedModelProvider):
+    if isinstance(provider, (AlloyedModelProvider, FallbackProvider)):
         out: Dict[str, str] = {}
         for p in provider.providers:
             out.update(_labels(p))
@@ -539,7 +546,7 @@ def _note_reasoning(
     provider: StreamingModelProvider, model: LlmModel, effort: Optional[ReasoningEffort], show: bool
 ) -> bool:
     """Say so when -e or --reasoning asks a model that does not reason; whether a note was printed."""
-    if not (effort or show) or isinstance(provider, AlloyedModelProvider):
+    if not (effort or show) or isinstance(provider, (AlloyedModelProvider, FallbackProvider)):
         return False
     known = model.provider == "local" or _catalog.lookup(model.provider, model.model_id) is not None
     if not known or model.reasoning_levels:
@@ -704,17 +711,16 @@ def _answer_dict(c: CollectedResponse) -> Dict[str, Any]:
 def _turn(provider: StreamingModelProvider, context: Context, view: _View, *, stream: bool = True) -> CollectedResponse:
     """Stream one answer to ``view`` (or show it whole at the end); the stream is closed however this ends."""
     answer = provider.stream_response(context)
-    acc = _Collector(answer.provider, answer.model)
     try:
         with answer:
             for chunk in answer:
-                acc.add(chunk)
                 if stream:
                     view.chunk(chunk)
     finally:
         if stream:
             view.finish()
-    collected = acc.result(complete=acc.done is not None)
+    # Named after the provider that answered (a fallback's may not be the first).
+    collected = answer.partial()
     if not stream:
         view.whole(collected)
     return collected
@@ -725,8 +731,14 @@ def _print_usage(collected: CollectedResponse, model: LlmModel) -> None:
     if usage is None:
         _complain("the provider reported no token usage")
         return
-    # The model that served this answer (with several, not necessarily the first).
-    served = _catalog.lookup(collected.provider, collected.model) or model
+    # The model that served this answer (with several, not necessarily the first); one
+    # the catalog lacks has no price, not the price of the model asked for first.
+    served = _catalog.lookup(collected.provider, collected.model)
+    if served is None:
+        # The same model id is the model asked for, whatever the stream calls its provider
+        # (the embedded "local" model answers as llamacpp).
+        other = collected.provider and collected.model and collected.model != model.model_id
+        served = LlmModel(collected.provider, collected.model) if other else model
     parts = [f"{usage.input_tokens:,} input"]
     extra = []
     if usage.cached_input_tokens:

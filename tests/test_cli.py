@@ -919,3 +919,20 @@ def test_reasoning_is_dimmed_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> N
         view.chunk(c)
     view.finish()
     assert plain.getvalue() == "hmm\n\nyes\n"
+
+
+def test_a_fallback_model_string_answers_from_the_next_provider(tmp_path: Path) -> None:
+    pytest.importorskip("llm_sync.providers.anthropic")
+    with LoopbackServer() as first, LoopbackServer() as second:
+        too_long = {"type": "error", "error": {"type": "invalid_request_error",
+                                               "message": "prompt is too long: 250000 tokens > 200000 maximum"}}
+        first.reply(Reply.json(too_long, status=400))
+        second.reply(Reply.event_stream(*HELLO))
+        env = {"ANTHROPIC_API_KEY": "sk-ant-cli-test", "ANTHROPIC_BASE_URL": first.url}
+        spec = f"anthropic:claude-opus-4-6>{_compatible(second)}"
+        done = run(["chat", "--usage", "--max-tokens", "100", "-m", spec, "hi"], tmp_path, env=env)
+        assert (done.returncode, done.stdout) == (0, "Hello world\n"), done.stderr
+        # Each provider got the option; the usage line prices the model that answered (none known), not the first.
+        assert first.requests[0].json()["max_tokens"] == 100
+        assert second.requests[0].json()["max_tokens"] == 100
+        assert "no price known for openai_compatible:m1" in done.stderr

@@ -595,3 +595,47 @@ def test_partial_after_an_error_and_after_the_end(server: LoopbackServer) -> Non
     assert stream.partial().text == whole.text == "ok" and whole.complete
     # A finished turn keeps its calls: the caller sends their results next.
     assert [c.id for c in whole.to_message().tool_calls] == ["t1"]
+
+
+def test_partial_usage_is_what_the_provider_reported_so_far(server: LoopbackServer) -> None:
+    usage = {"type": "usage", "input": 7, "output": 2}
+    # The server holds the usage back until released: the reader cannot have read ahead to it.
+    body = [*sse_chunks(start(), text("a")), Stall(10), *sse_chunks(usage, text("b")), Stall(10)]
+    server.reply(Reply(headers=SSE, body=body, chunked=True))
+    stream = toy(server).stream_response(Context())
+    chunks = iter(stream)
+    next(chunks), next(chunks)  # Start, "a": nothing reported yet
+    assert stream.partial().usage is None
+    server.release()
+    assert next(chunks) == LlmResponse.Text("b")  # the usage event came before it
+    stream.close()
+    cut = stream.partial()
+    assert not cut.complete and cut.usage == Usage(7, 2)
+
+
+def _turn(*, complete: bool, calls: bool, encrypted: bool) -> CollectedResponse:
+    return CollectedResponse(
+        message_id="m", text="Hi", reasoning="thought", usage=None, stop_reason=None, raw_stop_reason=None,
+        tool_calls=(ToolCallRequest("t1", "f", "{}"),) if calls else (),
+        encrypted_reasoning=EncryptedReasoning("m", "signed") if encrypted else None,
+        complete=complete, provider="p", model="m1",
+    )
+
+
+@pytest.mark.parametrize(
+    "complete,calls,encrypted,kept_calls,kept_reasoning",
+    [
+        (True, True, True, True, True),  # a finished turn keeps everything
+        (False, False, True, False, True),  # cut after its signed reasoning arrived: kept, signed
+        (False, False, False, False, False),  # cut before a signature: the reasoning text is not replayed
+        (False, True, True, False, False),  # its calls are left out, and the reasoning made with them
+    ],
+)
+def test_to_message_of_an_unfinished_turn_keeps_only_what_is_safe_to_send_back(
+    complete: bool, calls: bool, encrypted: bool, kept_calls: bool, kept_reasoning: bool
+) -> None:
+    message = _turn(complete=complete, calls=calls, encrypted=encrypted).to_message()
+    assert message.content == "Hi"
+    assert bool(message.tool_calls) is kept_calls
+    assert (message.reasoning.summary_text == "thought") is kept_reasoning
+    assert (message.reasoning.encrypted_content is not None) is kept_reasoning

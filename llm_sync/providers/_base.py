@@ -23,6 +23,7 @@ from .._errors import ApiRequestError, LlmError, MissingApiKeyError, stamp
 from .._exchange import fetch_json
 from .._inputs import InputTypes, check_content
 from .._keys import load_dotenv_from_cwd, optional_key, require_key, setting
+from .._observe import StreamInfo, watcher
 from .._redact import mask, register_secret
 from .._retry import RetryPolicy
 from .._stream import LlmResponseStream
@@ -147,6 +148,12 @@ class HttpProvider(StreamingModelProvider):
     #: and kinds the model's catalog entry does not list, are refused with
     #: ``UnsupportedContentError`` before anything is sent (:meth:`check_content`).
     inputs: ClassVar[Mapping[str, Optional[FrozenSet[str]]]] = {"image": None}
+    #: The OpenTelemetry GenAI names of this provider's streams (``llm_sync.otel``):
+    #: ``gen_ai.provider.name`` (None: the provider id), ``gen_ai.operation.name``,
+    #: and the wire API (``"chat_completions"`` or ``"responses"``) when it is OpenAI's.
+    genai_provider_name: ClassVar[Optional[str]] = None
+    genai_operation: ClassVar[str] = "chat"
+    genai_api: ClassVar[Optional[str]] = None
 
     def __init__(
         self,
@@ -345,7 +352,8 @@ class HttpProvider(StreamingModelProvider):
         except LlmError as err:
             # Raised on first iteration, like every other failure; nothing was sent.
             return LlmResponseStream(
-                None, provider=self.provider_id, model=self._model, timeouts=self._timeouts, error=err
+                None, provider=self.provider_id, model=self._model, timeouts=self._timeouts, error=err,
+                info=self._stream_info(None, snapshot),
             )
         source = http_source(
             call,
@@ -356,8 +364,28 @@ class HttpProvider(StreamingModelProvider):
             max_event_bytes=self._max_event_bytes,
         )
         return LlmResponseStream(
-            source, provider=self.provider_id, model=self._model, timeouts=self._timeouts
+            source, provider=self.provider_id, model=self._model, timeouts=self._timeouts,
+            info=self._stream_info(call.url, snapshot),
         )
+
+    def _stream_info(self, url: Optional[str], snapshot: Context) -> Optional[StreamInfo]:
+        """What instrumentation is told of a stream; None (not even built) while none is on."""
+        if watcher() is None:
+            return None
+        return StreamInfo(
+            self.provider_id,
+            self._model,
+            url=url,
+            genai_provider=self.genai_provider_name,
+            operation=self.genai_operation,
+            api=self._genai_api(),
+            max_tokens=self._max_tokens,
+            temperature=self._temperature,
+            context=snapshot,
+        )
+
+    def _genai_api(self) -> Optional[str]:
+        return self.genai_api
 
     # -- content checks, token counts, fit checks -----------------------------------
 

@@ -163,6 +163,10 @@ def chat_messages(
                     }
                     for c in m.tool_calls
                 ]
+            if len(msg) == 2 and not m.content:
+                # Nothing said (a turn cancelled before its text): some servers refuse an
+                # assistant message without content or tool calls (Mistral), none needs it.
+                continue
             out.append(msg)
         elif isinstance(m, ToolCallResultMessage):
             r = m.result
@@ -448,6 +452,9 @@ def parse_events(frames: Iterator[Frame], *, keep_reasoning_details: bool = Fals
     collector = ToolCallCollector(turn.calls)
     raw_stop: Optional[str] = None
     usage: Optional[Mapping[str, Any]] = None
+    # Servers that report usage on every chunk (vLLM's continuous usage stats) give a
+    # cancelled turn its counts so far.
+    turn.so_far = lambda: usage_from(usage) if usage else None
     details: List[Dict[str, Any]] = []
     done = False
     pending = turn.calls.pending
@@ -464,7 +471,7 @@ def parse_events(frames: Iterator[Frame], *, keep_reasoning_details: bool = Fals
                 # An annotation ahead of the answer (Azure's prompt_filter_results, id ""):
                 # the turn starts with the first chunk that has the response id.
                 continue
-            yield turn.start(obj.get("id"), "chatcmpl-")
+            yield turn.start(obj.get("id"), "chatcmpl-", obj.get("model"))
         u = obj.get("usage")
         if u:
             usage = u

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import TYPE_CHECKING, Any, Dict, Hashable, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Hashable, List, Mapping, Optional
 
 from .._errors import JsonParsingError
 from .._json import loads_event
+from .._reported import current
 from .._response import (
     Done,
     EncryptedReasoning,
@@ -257,7 +258,7 @@ class ToolCalls:
 class Turn:
     """One streamed turn: whether it started, its tool calls, and what goes out at its end."""
 
-    __slots__ = ("started", "message_id", "calls", "usage", "encrypted")
+    __slots__ = ("started", "message_id", "calls", "usage", "so_far", "encrypted")
 
     def __init__(self) -> None:
         self.started = False
@@ -265,14 +266,29 @@ class Turn:
         self.calls = ToolCalls()
         #: The latest usage the provider reported; sent once, at the end.
         self.usage: Optional[Usage] = None
+        #: Reads the usage reported so far while ``usage`` is not set yet: a parser
+        #: that keeps its provider's raw counts as they come sets it once, so that
+        #: ``stream.partial()`` of a cancelled turn has them (see :meth:`usage_so_far`).
+        self.so_far: Optional[Callable[[], Optional[Usage]]] = None
         #: Opaque reasoning to replay (signatures, encrypted items); sent at the end.
         self.encrypted: Optional[EncryptedReasoning] = None
+        box = current()
+        if box is not None:
+            # On a stream's reader thread: the stream's partial() asks this turn.
+            box.so_far = self.usage_so_far
 
-    def start(self, message_id: Optional[str], prefix: str) -> Start:
-        """The turn's ``Start``, with the provider's id or a made-up ``prefix...`` one."""
+    def usage_so_far(self) -> Optional[Usage]:
+        """What the provider reported so far: ``usage`` once set, else what ``so_far`` reads, else None."""
+        if self.usage is not None:
+            return self.usage
+        read = self.so_far
+        return read() if read is not None else None
+
+    def start(self, message_id: Optional[str], prefix: str, model: Any = None) -> Start:
+        """The turn's ``Start``, with the provider's id or a made-up ``prefix...`` one, and the model that answers."""
         self.started = True
         self.message_id = message_id if isinstance(message_id, str) and message_id else new_id(prefix)
-        return Start(self.message_id)
+        return Start(self.message_id, model if isinstance(model, str) and model else None)
 
     def end(self, stop: StopReason, raw: Optional[str]) -> List[LlmResponse]:
         """The last chunks: open calls closed, encrypted reasoning, the usage, and ``Done``.

@@ -261,6 +261,8 @@ def parse_events(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
     thinking_parts: Dict[int, List[str]] = {}
     kept: List[Dict[str, Any]] = []  # finished thinking / redacted_thinking blocks, to replay
     usage: Dict[str, Any] = {}
+    # message_start reports the prompt's tokens: a cancelled turn keeps them (partial()).
+    turn.so_far = lambda: usage_from(usage) if usage else None
     stop_word: Optional[str] = None
     stopped = False  # message_delta said why the turn ended
     for frame in frames:
@@ -272,7 +274,8 @@ def parse_events(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
                     continue
                 if kind == "error":
                     raise error_from_event(event)
-                yield turn.start(event["message"].get("id") if kind == "message_start" else None, "msg_llm_sync_")
+                message = event["message"] if kind == "message_start" else {}
+                yield turn.start(message.get("id"), "msg_llm_sync_", message.get("model"))
             if kind == "content_block_delta":
                 delta = event["delta"]
                 dtype = delta["type"]
@@ -491,6 +494,7 @@ class AnthropicProvider(HttpProvider):
     """
 
     provider_id = "anthropic"
+    genai_provider_name = "anthropic"
     label = "Anthropic"
     default_model = "claude-sonnet-4-5"
     default_base_url = "https://api.anthropic.com"

@@ -196,6 +196,7 @@ class AzureOpenAiProvider(HttpProvider):
     """
 
     provider_id = "azure"
+    genai_provider_name = "azure.ai.openai"
     label = "Azure OpenAI"
     default_model = ""
     default_base_url = ""
@@ -294,6 +295,9 @@ class AzureOpenAiProvider(HttpProvider):
     def api(self) -> str:
         """``"chat"`` or ``"responses"``."""
         return self._api
+
+    def _genai_api(self) -> Optional[str]:
+        return "responses" if self._api == "responses" else "chat_completions"
 
     @property
     def api_version(self) -> str:

@@ -469,6 +469,11 @@ class _Stream:
         self.usage: Optional[Mapping[str, Any]] = None
         self.finish: Optional[str] = None
         self.block: Optional[str] = None
+        # usageMetadata comes with running totals: a cancelled turn keeps the last (partial()).
+        self.turn.so_far = self.usage_so_far
+
+    def usage_so_far(self) -> Optional[Usage]:
+        return usage_from(self.usage) if self.usage else None
 
     def new_id(self, given: Any) -> str:
         n = self.calls_made
@@ -536,7 +541,7 @@ class _Stream:
         if not self.turn.started:
             rid = event.get("responseId")
             self.response_id = rid if isinstance(rid, str) else ""
-            yield self.turn.start(self.response_id, "gemini-")
+            yield self.turn.start(self.response_id, "gemini-", event.get("modelVersion"))
         err = event.get("error")
         if isinstance(err, dict):
             raise error_from_event(err, body=json.dumps(event)[:4000], where=" in the stream")
@@ -718,6 +723,8 @@ class GeminiProvider(HttpProvider):
     """
 
     provider_id = PROVIDER_ID
+    genai_provider_name = "gcp.gemini"
+    genai_operation = "generate_content"
     label = "Gemini"
     default_model = "gemini-2.5-flash"
     default_base_url = "https://generativelanguage.googleapis.com/v1beta"

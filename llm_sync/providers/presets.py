@@ -21,6 +21,7 @@ class DeepSeekProvider(OpenAiCompatibleProvider):
     """DeepSeek's API (``DEEPSEEK_API_KEY``; base ``https://api.deepseek.com``)."""
 
     provider_id: ClassVar[str] = "deepseek"
+    genai_provider_name: ClassVar[Optional[str]] = "deepseek"
     label: ClassVar[str] = "DeepSeek"
     default_model: ClassVar[str] = "deepseek-chat"
     default_base_url: ClassVar[str] = "https://api.deepseek.com"
@@ -109,6 +110,7 @@ class MoonshotProvider(OpenAiCompatibleProvider):
     """
 
     provider_id: ClassVar[str] = "moonshot"
+    genai_provider_name: ClassVar[Optional[str]] = "moonshot_ai"
     label: ClassVar[str] = "Moonshot"
     default_model: ClassVar[str] = "moonshot-v1-8k"
     default_base_url: ClassVar[str] = "https://api.moonshot.ai/v1"

@@ -22,6 +22,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 import pytest
 
 from tests.examples.fake_llm import FakeLlmServer
+from tests.support.replay_rules import problems
 from tests.support.server import Close, Reply, sse_event
 
 django = pytest.importorskip("django")
@@ -186,6 +187,11 @@ class _ThreadedWSGIServer(ThreadingMixIn, WSGIServer):
 
 @pytest.fixture
 def site(llm: FakeLlmServer) -> Iterator[Tuple[str, int]]:
+    yield from _serving()
+
+
+def _serving() -> Iterator[Tuple[str, int]]:
+    """The site on a threaded WSGI server on 127.0.0.1, shut down (its threads joined) afterwards."""
     from django.core.wsgi import get_wsgi_application
 
     server = _ThreadedWSGIServer(("127.0.0.1", 0), _QuietHandler)
@@ -240,6 +246,43 @@ def test_real_server_body_arrives_incrementally_and_disconnect_closes_upstream(
     assert len(llm.requests) == 1
 
 
+def test_a_client_that_leaves_mid_answer_gets_a_correct_second_turn(llm: FakeLlmServer, site: Tuple[str, int]) -> None:
+    sock = socket.create_connection(site, timeout=5)
+    try:
+        sock.sendall(b"GET /chat?c=tab1&q=Write+a+long+story HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        received = b""
+        while received.count(b"word") < 5:
+            data = sock.recv(65536)
+            assert data, "the server closed early"
+            received += data
+    finally:
+        sock.close()  # gone mid-answer
+    llm.wait_for_open_connections(0, timeout=3.0)
+    assert wait_until(lambda: not reader_threads(), 2.0), reader_threads()
+    # The request thread stores the turn just after closing the stream.
+    assert wait_until(lambda: views.conversation("tab1").message_count == 2, 2.0)
+
+    status, body = _get(site, "/chat?c=tab1&q=Go+on")
+    assert (status, body) == (200, b"You said: Go on")
+    first, second = (r.json() for r in llm.requests)
+    user = {"role": "user", "content": [{"type": "text", "text": "Write a long story"}]}
+    assert first["messages"] == [user]
+    # The follow-up carries the question, the part of the answer that was streamed (at
+    # least what the client got, never all of it) and the new question, in a shape the
+    # provider accepts.
+    asked, answered, again = second["messages"]
+    assert asked == user and again == {"role": "user", "content": [{"type": "text", "text": "Go on"}]}
+    assert answered["role"] == "assistant"
+    content = answered["content"]
+    text = content if isinstance(content, str) else "".join(b["text"] for b in content if b["type"] == "text")
+    got = received.split(b"\r\n\r\n", 1)[1].decode()
+    assert text.startswith(got) and "word4" in text and "word199" not in text
+    assert problems("anthropic", second) == []
+    # A conversation the client names only once is a single turn, as without ?c=.
+    assert _get(site, "/chat?c=tab2&q=Hi") == (200, b"You said: Hi")
+    assert len(llm.requests[2].json()["messages"]) == 1
+
+
 def test_real_server_sse_and_error_status(llm: FakeLlmServer, site: Tuple[str, int]) -> None:
     status, body = _get(site, "/chat/sse?q=Hi+there")
     assert status == 200
@@ -269,3 +312,47 @@ def test_real_server_concurrent_requests_share_one_provider(llm: FakeLlmServer, 
     assert views.get_provider() is provider  # one module-level provider served them all
     assert len(llm.requests) == 8
     assert wait_until(lambda: not reader_threads())
+
+
+# -- OpenTelemetry: the view's request span is the parent of the model call's span --------------
+
+
+@pytest.fixture
+def traced_site(llm: FakeLlmServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tuple[Tuple[str, int], Any]]:
+    """The site on a threaded WSGI server with Django and llm_sync instrumented into an in-memory SDK."""
+    pytest.importorskip("opentelemetry.instrumentation.django")
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+
+    from tests.support.otel import telemetry_of
+
+    for telemetry in telemetry_of(monkeypatch):
+        instrumentor = DjangoInstrumentor()
+        # Before the WSGI handler exists: the instrumentation adds its middleware to the settings.
+        instrumentor.instrument(tracer_provider=telemetry.tracer_provider)
+        try:
+            yield from ((where, telemetry) for where in _serving())
+        finally:
+            instrumentor.uninstrument()
+
+
+def test_real_server_request_spans_parent_the_model_calls(traced_site: Tuple[Tuple[str, int], Any]) -> None:
+    from opentelemetry.trace import SpanKind
+
+    where, telemetry = traced_site
+    results: List[Tuple[int, bytes]] = []
+    threads = [threading.Thread(target=lambda q=q: results.append(_get(where, f"/chat?q={q}"))) for q in ("One", "Two")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert sorted(results) == [(200, b"You said: One"), (200, b"You said: Two")]
+    assert wait_until(lambda: len(telemetry.genai_spans()) == 2)
+    requests = {s.context.span_id: s for s in telemetry.spans if s.kind is SpanKind.SERVER}
+    assert len(requests) == 2
+    calls = telemetry.genai_spans()
+    assert {c.parent.span_id for c in calls} == set(requests)  # each view's request span parents its own call
+    for call in calls:
+        request = requests[call.parent.span_id]
+        assert call.context.trace_id == request.context.trace_id
+        assert call.attributes["gen_ai.provider.name"] == "anthropic"
+        assert call.attributes["gen_ai.usage.output_tokens"] > 0

@@ -1,9 +1,10 @@
-"""Stream a model's answer from a Django view, as text or as server-sent events."""
+"""Stream a model's answer from a Django view, as text or as server-sent events, keeping conversations."""
 
 from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
 from typing import Any, Callable, Iterator, Optional, Tuple
 
 from django.conf import settings
@@ -39,10 +40,34 @@ def get_provider() -> StreamingModelProvider:
 
 
 def reset_provider() -> None:
-    """Forget the shared provider (after changing settings, or in tests)."""
+    """Forget the shared provider and the conversations (after changing settings, or in tests)."""
     global _provider
     with _provider_lock:
         _provider = None
+    with _conversations_lock:
+        _conversations.clear()
+
+
+# Conversations by the id the client sends (``?c=...``), in memory for the example: a real
+# site keeps them in its database (``Context.to_dict()`` / ``Context.from_dict()``).
+MAX_CONVERSATIONS = 1000
+_conversations: OrderedDict[str, Context] = OrderedDict()
+_conversations_lock = threading.Lock()
+
+
+def conversation(cid: str) -> Context:
+    """A copy of conversation ``cid`` so far (empty when new)."""
+    with _conversations_lock:
+        found = _conversations.get(cid)
+        return found.copy() if found is not None else Context()
+
+
+def _save(cid: str, context: Context) -> None:
+    with _conversations_lock:
+        _conversations[cid] = context
+        _conversations.move_to_end(cid)
+        while len(_conversations) > MAX_CONVERSATIONS:
+            _conversations.popitem(last=False)
 
 
 class StreamBody:
@@ -54,11 +79,14 @@ class StreamBody:
     """
 
     def __init__(self, stream: LlmResponseStream, first: LlmResponse,
-                 render: Callable[[LlmResponse], Optional[str]], on_error: Callable[[LlmError], str]) -> None:
+                 render: Callable[[LlmResponse], Optional[str]], on_error: Callable[[LlmError], str],
+                 on_close: Optional[Callable[[LlmResponseStream], None]] = None) -> None:
         self._stream = stream
         self._first = first
         self._render = render
         self._on_error = on_error
+        self._on_close = on_close
+        self._lock = threading.Lock()
 
     def __iter__(self) -> Iterator[str]:
         try:
@@ -70,14 +98,19 @@ class StreamBody:
             # The status line is gone already: say it in the body, in the body's own format.
             yield self._on_error(err)
         finally:
-            self._stream.close()
+            self.close()
 
     def _chunks(self) -> Iterator[LlmResponse]:
         yield self._first
         yield from self._stream
 
     def close(self) -> None:
+        """Close the stream, then hand it to ``on_close`` once (at the end, after an error, or a disconnect)."""
         self._stream.close()
+        with self._lock:
+            on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close(self._stream)
 
 
 def _status(err: LlmError) -> int:
@@ -100,24 +133,45 @@ def _error_response(err: LlmError) -> HttpResponse:
     return response
 
 
-def _start(request: HttpRequest) -> Tuple[Optional[LlmResponseStream], Any]:
-    """``(stream, first chunk)``, or ``(None, error response)`` when it failed before content."""
+def _start(request: HttpRequest) -> Tuple[Optional[LlmResponseStream], Any, Any]:
+    """``(stream, first chunk, on_close)``, or ``(None, error response, None)`` when it failed before content.
+
+    With ``?c=<id>`` the question continues that conversation, and ``on_close`` stores the
+    answer in it when the response ends, also when the client went away mid-answer: then
+    what was said so far is kept (``stream.partial().to_message()`` leaves out a tool call
+    that never finished and thinking without its signature, which the model would refuse),
+    so the client's next question gets a correct second turn.
+    """
     question = request.GET.get("q", "").strip() or "Say hello."
+    cid = request.GET.get("c", "")
+    if len(cid) > 64:
+        return None, JsonResponse({"error": "BadConversation", "message": "c: at most 64 characters"}, status=400), None
+    context = conversation(cid) if cid else Context()
+    context.add_message(ChatMessage.User(question))
     try:
-        stream = get_provider().stream_response(Context([ChatMessage.User(question)]))
+        stream = get_provider().stream_response(context)
     except (LlmError, ValueError, ImportError) as err:
         wrapped = err if isinstance(err, LlmError) else LlmError(str(err))
-        return None, _error_response(wrapped)
+        return None, _error_response(wrapped), None
     try:
         # Wait for the first chunk before answering: errors before any content (a bad key,
         # a rate limit, an overflow) still get a proper HTTP status.
         first = next(stream)
     except LlmError as err:
         stream.close()
-        return None, _error_response(err)
+        return None, _error_response(err), None
     except StopIteration:
-        return None, JsonResponse({"error": "EmptyStream", "message": "the model sent nothing"}, status=502)
-    return stream, first
+        return None, JsonResponse({"error": "EmptyStream", "message": "the model sent nothing"}, status=502), None
+    if not cid:
+        return stream, first, None
+
+    def remember(done: LlmResponseStream) -> None:
+        reply = done.partial()
+        if reply.text or reply.tool_calls:
+            context.add_message(reply.to_message())
+        _save(cid, context)
+
+    return stream, first, remember
 
 
 def _text(chunk: LlmResponse) -> Optional[str]:
@@ -125,11 +179,11 @@ def _text(chunk: LlmResponse) -> Optional[str]:
 
 
 def chat(request: HttpRequest) -> HttpResponse:
-    """``GET /chat?q=...``: the answer as plain text, streamed as it is written."""
-    stream, first = _start(request)
+    """``GET /chat?q=...[&c=<conversation>]``: the answer as plain text, streamed as it is written."""
+    stream, first, on_close = _start(request)
     if stream is None:
         return first
-    body = StreamBody(stream, first, _text, lambda err: f"\n[error: {type(err).__name__}: {err}]\n")
+    body = StreamBody(stream, first, _text, lambda err: f"\n[error: {type(err).__name__}: {err}]\n", on_close)
     response = StreamingHttpResponse(body, content_type="text/plain; charset=utf-8")
     response["Cache-Control"] = "no-cache"
     return response
@@ -148,11 +202,12 @@ def _sse_error(err: LlmError) -> str:
 
 
 def chat_sse(request: HttpRequest) -> HttpResponse:
-    """``GET /chat/sse?q=...``: server-sent events, one ``data:`` event per piece of text."""
-    stream, first = _start(request)
+    """``GET /chat/sse?q=...[&c=<conversation>]``: server-sent events, one ``data:`` event per piece of text."""
+    stream, first, on_close = _start(request)
     if stream is None:
         return first
-    response = StreamingHttpResponse(StreamBody(stream, first, _sse, _sse_error), content_type="text/event-stream")
+    body = StreamBody(stream, first, _sse, _sse_error, on_close)
+    response = StreamingHttpResponse(body, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the events
     return response
