@@ -19,11 +19,13 @@ from ._errors import (
     MissingApiKeyError,
     NetworkError,
     OAuthError,
+    OutputSchemaError,
     RateLimitedError,
     RequestTimeoutError,
     ServerError,
     StreamInterruptedError,
     StreamReadError,
+    StructuredOutputError,
     ToolArgumentsError,
     ToolParameterParsingError,
     UnsupportedContentError,
@@ -35,6 +37,7 @@ from ._reasoning import ReasoningEffort
 from ._response import LlmResponse, StopReason, TokenUsage
 from ._retry import RetryPolicy
 from ._stream import CollectedResponse, LlmResponseStream
+from ._structured import OutputSchema
 from ._timeouts import Timeouts
 from ._tools import ToolCallError, ToolCallRequest, ToolCallResult, ToolDefinition
 from ._version import __version__
@@ -92,6 +95,8 @@ __all__ = [
     "OpenAiCompatibleProvider",
     "OpenAiProvider",
     "OpenRouterProvider",
+    "OutputSchema",
+    "OutputSchemaError",
     "RateLimitedError",
     "ReasoningEffort",
     "RequestTimeoutError",
@@ -101,6 +106,7 @@ __all__ = [
     "StreamInterruptedError",
     "StreamReadError",
     "StreamingModelProvider",
+    "StructuredOutputError",
     "Timeouts",
     "TokenUsage",
     "ToolArgumentsError",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Optional, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, FrozenSet, Mapping, Optional, Tuple, TypeVar
 
 from .._call import Parser, http_source
 from .._catalog import lookup
@@ -14,6 +14,7 @@ from .._keys import load_dotenv_from_cwd, require_key, setting
 from .._redact import mask, register_secret
 from .._retry import RetryPolicy
 from .._stream import LlmResponseStream
+from .._structured import StructuredSupport, plan, read_answer
 from .._timeouts import Timeouts, TimeoutSpec, as_timeouts
 from .._transport._frame import DEFAULT_MAX_EVENT_BYTES
 from .._transport._http import Transport, default_classifier
@@ -81,6 +82,16 @@ class HttpProvider(StreamingModelProvider):
     default_max_tokens: ClassVar[Optional[int]] = None
     #: The highest temperature the API takes.
     max_temperature: ClassVar[float] = 2.0
+    #: How an output schema (``Context.set_output_schema``) travels: ``"native"`` (the
+    #: provider's own structured-output field, mapped by :meth:`build_call`), ``"tool"``
+    #: (a forced single tool, read back as the answer text), ``"json"`` (JSON mode and the
+    #: schema in the instructions), or None: refused with ``ApiRequestError``.
+    output_schema_route: ClassVar[Optional[str]] = None
+    #: The ``Context.tool_choice`` values :meth:`build_call` can send: from ``"auto"``,
+    #: ``"none"``, ``"required"`` and ``"tool"`` (a named tool). Others are refused.
+    tool_choices: ClassVar[FrozenSet[str]] = frozenset({"auto"})
+    #: Whether :meth:`build_call` sends ``ToolDefinition.strict`` (else strict tools are refused).
+    strict_tools: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -256,17 +267,44 @@ class HttpProvider(StreamingModelProvider):
         """The typed error for a non-2xx answer; the default reads the status and common JSON shapes."""
         return default_classifier(status, headers, body, provider=self.label or None)
 
+    def structured_support(self, context: Context) -> StructuredSupport:
+        """What this provider (for its model and ``context``) can send: output schema route, tool choices, strict tools.
+
+        The class attributes :attr:`output_schema_route`, :attr:`tool_choices` and
+        :attr:`strict_tools`; a provider whose models differ overrides this.
+        """
+        return StructuredSupport(self.output_schema_route, self.tool_choices, self.strict_tools)
+
+    def prepare_call(self, context: Context) -> Tuple[HttpCall, Parser]:
+        """:meth:`build_call` after the shared structured-output and tool-choice rules: what is sent.
+
+        The output schema, tool choice and strict tools are fitted to
+        :meth:`structured_support` (the forced-tool route adds the tool and reads its
+        call back as text); what the provider cannot express raises ``ApiRequestError``.
+        """
+        planned, answer = plan(context, self.structured_support(context), self.label or type(self).__name__)
+        call, parse = self.build_call(planned)
+        if answer is not None:
+            parse = read_answer(parse, answer)
+        return call, parse
+
     def stream_response(self, context: Context) -> LlmResponseStream:
         """Send the request for a snapshot of ``context`` and return the stream of its answer."""
         snapshot = context.copy()
+        schema = snapshot.output_schema
         try:
-            call, parse = self.build_call(snapshot)
+            call, parse = self.prepare_call(snapshot)
             if call.classify is None:
                 call = call.replace(classify=self.classify_error)
         except LlmError as err:
             # Raised on first iteration, like every other failure; nothing was sent.
             return LlmResponseStream(
-                None, provider=self.provider_id, model=self._model, timeouts=self._timeouts, error=err
+                None,
+                provider=self.provider_id,
+                model=self._model,
+                timeouts=self._timeouts,
+                error=err,
+                output_schema=schema,
             )
         source = http_source(
             call,
@@ -277,7 +315,11 @@ class HttpProvider(StreamingModelProvider):
             max_event_bytes=self._max_event_bytes,
         )
         return LlmResponseStream(
-            source, provider=self.provider_id, model=self._model, timeouts=self._timeouts
+            source,
+            provider=self.provider_id,
+            model=self._model,
+            timeouts=self._timeouts,
+            output_schema=schema,
         )
 
 
