@@ -37,6 +37,10 @@ class OpenAiProvider(HttpProvider):
     key_variable = "OPENAI_API_KEY"
     key_required = True
     base_url_variable = "OPENAI_BASE_URL"
+    # text.format json_schema, tool_choice (word or {"type": "function"}), tools[].strict.
+    output_schema_route = "native"
+    tool_choices = frozenset({"auto", "none", "required", "tool"})
+    strict_tools = True
 
     def __init__(
         self,

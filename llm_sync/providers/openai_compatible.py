@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, ClassVar, Dict, Mapping, Optional, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, FrozenSet, Mapping, Optional, Tuple, TypeVar
 
 from .._call import Parser
 from .._errors import LlmError
@@ -59,6 +59,12 @@ class OpenAiCompatibleProvider(HttpProvider):
     keeps_reasoning_details: ClassVar[bool] = False
     #: Applied to each tool's parameter schema (a copy) before sending.
     schema_transform: ClassVar[Optional[SchemaTransform]] = None
+    #: The output schema goes in ``response_format`` as ``json_schema`` (``"json"``:
+    #: ``json_object`` plus the schema as an instruction, for servers without it).
+    output_schema_route: ClassVar[Optional[str]] = "native"
+    tool_choices: ClassVar[FrozenSet[str]] = frozenset({"auto", "none", "required", "tool"})
+    #: Each function's ``strict`` is sent as the tool says.
+    strict_tools: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -124,6 +130,7 @@ class OpenAiCompatibleProvider(HttpProvider):
             max_tokens=self._max_tokens,
             temperature=self._temperature,
             extra=self._extra_body,
+            json_mode=self.output_schema_route == "json",
         )
 
     def request_headers(self) -> Dict[str, str]:
