@@ -10,6 +10,7 @@ from .._content import Audio, Image
 from .._content import Text as TextBlock
 from .._errors import (
     ApiError,
+    ApiRequestError,
     InvalidApiKeyError,
     JsonParsingError,
     LlmError,
@@ -23,16 +24,19 @@ from .._errors import (
 from .._messages import Assistant, Error, Summary, System, ToolCallResultMessage, User
 from .._response import EncryptedReasoning, LlmResponse, StopReason, Usage, reasoning, text
 from .._retry import parse_retry_after
+from .._structured import StructuredSupport
 from .._tools import ToolCallError
 from .._transport._http import error_summary
 from .._transport._request import HttpCall
 from ._base import HttpProvider, json_body
 from ._turn import (
     ANSWER_ROOM,
+    CLAUDE_STRUCTURED,
     HANDOFF_PREFIX,
     OVERFLOW_HINT,
     THINKING_BUDGETS,
     Turn,
+    claude_version,
     count,
     decode_event,
     stop_reason,
@@ -81,7 +85,11 @@ def build_request(
 ) -> Dict[str, Any]:
     """The JSON body of a streamed Messages request for ``context``.
 
-    Raises ``UnsupportedContentError`` for audio, which the API does not take.
+    The output schema goes in ``output_config.format`` (``json_schema``), the tool
+    choice in ``tool_choice`` (``auto``, ``none``, ``any``, ``tool``), a strict tool's
+    ``strict`` in its definition. Raises ``UnsupportedContentError`` for audio, which
+    the API does not take, and ``ApiRequestError`` for a forced tool choice while
+    thinking (the API refuses that pairing).
     """
     system, messages = map_messages(context, model)
     if max_tokens is None:
@@ -100,14 +108,37 @@ def build_request(
     if system:
         body["system"] = [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]
     if context.tools:
-        body["tools"] = [
-            {"name": t.name, "description": t.description, "input_schema": t.schema}
-            for t in context.tools
-        ]
+        tools = []
+        for t in context.tools:
+            spec: Dict[str, Any] = {"name": t.name, "description": t.description, "input_schema": t.schema}
+            if t.strict:
+                spec["strict"] = True
+            tools.append(spec)
+        body["tools"] = tools
+        choice = context.tool_choice
+        if choice is not None:
+            body["tool_choice"] = _tool_choice(choice, thinking=effort is not None)
+    schema = context.output_schema
+    if schema is not None:
+        body["output_config"] = {"format": {"type": "json_schema", "schema": schema.schema}}
     body["stream"] = True
     # Automatic prompt caching of the whole prefix; the system block is marked too.
     body["cache_control"] = {"type": "ephemeral"}
     return body
+
+
+def _tool_choice(choice: str, *, thinking: bool) -> Dict[str, Any]:
+    if choice in ("auto", "none"):
+        return {"type": choice}
+    if thinking:
+        raise ApiRequestError(
+            f"Anthropic does not allow forcing a tool call (tool_choice {choice!r}) while thinking "
+            "is on; drop the reasoning effort or choose 'auto' (an output schema on a model before "
+            "Claude 4.5 travels as a forced tool, so it cannot be combined with thinking there)"
+        )
+    if choice == "required":
+        return {"type": "any"}
+    return {"type": "tool", "name": choice}
 
 
 def thinking_budget(effort: ReasoningEffort) -> int:
@@ -481,6 +512,20 @@ class AnthropicProvider(HttpProvider):
 
     max_temperature = 1.0
     default_max_tokens = DEFAULT_MAX_TOKENS
+    output_schema_route = "native"
+    tool_choices = frozenset({"auto", "none", "required", "tool"})
+    strict_tools = True
+
+    def structured_support(self, context: Context) -> StructuredSupport:
+        """Claude 4.5 and later: ``output_config.format`` and strict tools; older models: a forced tool.
+
+        Model names that are not Claude version numbers (an alias behind a proxy) are
+        taken as current models.
+        """
+        version = claude_version(self._model)
+        if version is not None and version < CLAUDE_STRUCTURED:
+            return StructuredSupport("tool", self.tool_choices, strict=False)
+        return super().structured_support(context)
 
     def classify_error(self, status: int, headers: Mapping[str, str], body: str) -> LlmError:
         return classify_error(status, headers, body, self._model)

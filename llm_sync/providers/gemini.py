@@ -24,6 +24,7 @@ from .._json import loads_event
 from .._messages import Assistant, Summary, System, ToolCallResultMessage, User
 from .._response import EncryptedReasoning, LlmResponse, StopReason, Usage, reasoning, text
 from .._retry import parse_retry_after
+from .._structured import StructuredSupport
 from .._tools import ToolCallError
 from .._transport._frame import DEFAULT_MAX_EVENT_BYTES
 from .._transport._http import default_classifier
@@ -206,7 +207,14 @@ def _user_parts(message: Any) -> List[Dict[str, Any]]:
 def build_request(
     context: Context, model: str, *, max_tokens: Optional[int] = None, temperature: Optional[float] = None
 ) -> Dict[str, Any]:
-    """The ``streamGenerateContent`` body for ``context`` sent to ``model``."""
+    """The ``streamGenerateContent`` body for ``context`` sent to ``model``.
+
+    The output schema goes in ``generationConfig.responseJsonSchema`` (full JSON
+    Schema, unlike the OpenAPI-subset ``responseSchema``) with ``responseMimeType``
+    ``application/json``; the tool choice in ``toolConfig.functionCallingConfig``
+    (``AUTO``, ``NONE``, ``ANY``, ``ANY`` with ``allowedFunctionNames``); strict tools
+    turn ``AUTO`` into ``VALIDATED``, which holds calls to their schemas.
+    """
     target = f"{PROVIDER_ID}:{model}"
     gemini3 = _is_gemini3_or_later(model)
     system: List[Dict[str, Any]] = []
@@ -247,7 +255,14 @@ def build_request(
         for t in context.tools:
             decls.append({"name": t.name, "description": t.description, "parametersJsonSchema": _schema(t.schema)})
         body["tools"] = [{"functionDeclarations": decls}]
+        calling = _calling_config(context)
+        if calling is not None:
+            body["toolConfig"] = {"functionCallingConfig": calling}
     config: Dict[str, Any] = {}
+    schema = context.output_schema
+    if schema is not None:
+        config["responseMimeType"] = "application/json"
+        config["responseJsonSchema"] = _schema(schema.schema)
     if max_tokens is not None:
         config["maxOutputTokens"] = max_tokens
     if temperature is not None:
@@ -260,6 +275,20 @@ def build_request(
     # prompt_cache_key has no Gemini counterpart (caching is implicit, or an explicit
     # cachedContents resource), and Gemini rejects unknown fields: nothing is sent.
     return body
+
+
+def _calling_config(context: Context) -> Optional[Dict[str, Any]]:
+    choice = context.tool_choice
+    strict = any(t.strict for t in context.tools)
+    if choice == "none":
+        return {"mode": "NONE"}
+    if choice == "required":
+        return {"mode": "ANY"}
+    if choice is not None and choice != "auto":
+        return {"mode": "ANY", "allowedFunctionNames": [choice]}
+    if strict:
+        return {"mode": "VALIDATED"}
+    return {"mode": "AUTO"} if choice == "auto" else None
 
 
 # ---------------------------------------------------------------------------
@@ -701,6 +730,20 @@ class GeminiProvider(HttpProvider):
     key_variable = "GEMINI_API_KEY"
     key_aliases = ("GOOGLE_API_KEY",)
     base_url_variable = "GEMINI_BASE_URL"
+    output_schema_route = "native"
+    tool_choices = frozenset({"auto", "none", "required", "tool"})
+    strict_tools = True
+
+    def structured_support(self, context: Context) -> StructuredSupport:
+        """``responseJsonSchema`` natively; before Gemini 3, a forced tool when the context has tools.
+
+        Gemini 2.x does not combine function calling with a JSON response format; the
+        schema then travels as one more function, called with mode ``ANY``.
+        """
+        support = super().structured_support(context)
+        if context.tools and not _is_gemini3_or_later(self._model) and _version(self._model) is not None:
+            return StructuredSupport("tool", support.choices, support.strict)
+        return support
 
     def classify_error(self, status: int, headers: Mapping[str, str], body: str) -> LlmError:
         return classify_error(status, headers, body, self._model)
