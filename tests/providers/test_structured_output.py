@@ -46,6 +46,7 @@ from llm_sync.providers.openrouter import OpenRouterProvider
 from llm_sync.providers.presets import DeepSeekProvider, MoonshotProvider, ZaiProvider
 from tests.support.invariants import turn_problems
 from tests.support.server import LoopbackServer, Reply, ndjson, sse
+from tests.support.toy import ToyProvider
 
 CITY = {
     "type": "object",
@@ -529,3 +530,17 @@ def test_claude_cannot_force_a_tool_while_thinking(server: LoopbackServer, wire_
     call, _ = provider.prepare_call(ctx)
     body = json.loads(call.body)
     assert body.get("tool_choice", body.get("toolConfig", {}).get("toolChoice")) in ({"type": "auto"}, {"auto": {}})
+
+
+def test_a_provider_that_declares_nothing_refuses_every_setting_before_sending(server: LoopbackServer) -> None:
+    # The docs' toy provider, written against the public kit only, maps none of these.
+    toy = ToyProvider(base_url=server.url, timeout=5)
+    for setting in ("schema", "required", "strict"):
+        ctx = Context([ChatMessage.User("x")], [WEATHER if setting == "strict" else PLAIN])
+        if setting == "schema":
+            ctx.set_output_schema(CITY)
+        elif setting == "required":
+            ctx.set_tool_choice("required")
+        with pytest.raises(ApiRequestError, match="Toy"):
+            toy.stream_response(ctx).collect()
+    assert server.requests == []
