@@ -267,7 +267,7 @@ class StructuredOutputError(LlmError, ValueError):
     """A reply that is not the JSON its output schema asked for (``CollectedResponse.parsed``).
 
     ``reason`` says why: ``"truncated"`` (the token limit, or the stream, cut the reply
-    short), ``"refused"`` (the model or the provider's filter declined),
+    short of a whole JSON value), ``"refused"`` (the model or the provider's filter declined),
     ``"invalid_json"`` (the text is not one JSON value) or ``"schema_mismatch"`` (valid
     JSON that the schema rejects; ``path`` is the JSON Pointer of the first failing
     place in the reply, ``"/"`` for the whole of it). ``text`` is the reply as it came.

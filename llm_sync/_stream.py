@@ -313,9 +313,9 @@ class CollectedResponse:
         """The reply's JSON value, validated against the request's output schema (read once, then kept).
 
         Raises ``StructuredOutputError`` with ``.reason``: ``"refused"`` (a
-        ``CONTENT_FILTER`` stop), ``"truncated"`` (a ``LENGTH`` stop, or an incomplete
-        response), ``"invalid_json"`` or ``"schema_mismatch"`` (``.path`` is the JSON
-        Pointer of the first failing place). Without an output schema it is the text
+        ``CONTENT_FILTER`` stop), ``"truncated"`` (a ``LENGTH`` stop before the JSON
+        closed, or an incomplete response), ``"invalid_json"`` or ``"schema_mismatch"``
+        (``.path`` is the JSON Pointer of the first failing place). Without an output schema it is the text
         parsed as JSON, unchecked, with the same errors but the last.
         """
         found = self._parsed

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterator, Optional, Set, Tuple, Union
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Dict, FrozenSet, Iterator, Optional, Set, Tuple, Union
 
 from ._errors import ApiRequestError, OutputSchemaError, StructuredOutputError
 from ._response import (
@@ -23,12 +24,15 @@ from ._values import value
 if TYPE_CHECKING:
     from ._call import Parser
     from ._context import Context
+    from ._stream import CollectedResponse
     from ._transport._frame import Frame
+    from .providers._base import StreamingModelProvider
 
 __all__ = [
     "CHOICE_WORDS",
     "OutputSchema",
     "StructuredSupport",
+    "answer_as_json",
     "json_instruction",
     "parse_reply",
     "plan",
@@ -166,6 +170,20 @@ def _unfenced(s: str) -> str:
     return body[first_line_end + 1 : -3]
 
 
+def _closed(body: str) -> bool:
+    """True when ``body`` is already a whole JSON value that more text could not have continued.
+
+    Grammar-constrained servers (llama.cpp) let a model pad a finished object with
+    whitespace until the token limit; such a reply is complete. A bare number is not:
+    ``12`` may be the start of ``123``.
+    """
+    try:
+        found = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(found, (dict, list, str, bool)) or found is None
+
+
 def parse_reply(
     reply: str,
     *,
@@ -175,10 +193,11 @@ def parse_reply(
 ) -> Any:
     """The JSON value of ``reply``, checked against ``schema``; :class:`StructuredOutputError` if it is not one.
 
-    Refused (a ``CONTENT_FILTER`` stop) and cut (a ``LENGTH`` stop, or a stream that
-    ended before ``Done``) replies are reported as such before any parsing, so a
-    truncated reply is never called invalid JSON. Without a schema the text is only
-    parsed. One surrounding Markdown code fence is tolerated.
+    Refused (a ``CONTENT_FILTER`` stop) and cut (a stream that ended before ``Done``,
+    or a ``LENGTH`` stop before the JSON value closed) replies are reported as such
+    before any parsing, so a truncated reply is never called invalid JSON; a value
+    that had closed before the limit (a model padding with whitespace) is read. Without
+    a schema the text is only parsed. One surrounding Markdown code fence is tolerated.
     """
     if stop_reason is StopReason.CONTENT_FILTER:
         raise StructuredOutputError(
@@ -187,7 +206,8 @@ def parse_reply(
             reason="refused",
             text=reply,
         )
-    if stop_reason is StopReason.LENGTH or not complete:
+    body = _unfenced(reply)
+    if not complete or (stop_reason is StopReason.LENGTH and not _closed(body)):
         cause = "the token limit stopped it" if stop_reason is StopReason.LENGTH else "the stream ended early"
         raise StructuredOutputError(
             f"the reply was cut off after {len(reply)} characters ({cause}), so its JSON is "
@@ -195,7 +215,6 @@ def parse_reply(
             reason="truncated",
             text=reply,
         )
-    body = _unfenced(reply)
     if not body.strip():
         why = "the reply has no text"
         if stop_reason is StopReason.TOOL_CALLS:
@@ -398,3 +417,34 @@ def json_instruction(schema: OutputSchema) -> str:
         "Answer with one JSON value and nothing else (no prose, no code fence). It must "
         f"match this JSON Schema, named {schema.name!r}:\n{schema.text}"
     )
+
+
+def schema_argument(value: str) -> str:
+    """The JSON text a ``--schema FILE_OR_JSON`` value stands for: the JSON itself, or the file it names."""
+    if value.lstrip().startswith("{"):
+        return value
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise OutputSchemaError(
+            f"--schema {value!r} is neither a JSON object nor a file; give the schema's JSON "
+            "('{\"type\": \"object\", ...}') or the path of a file holding it"
+        )
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise OutputSchemaError(f"--schema file {value!r} cannot be read: {e}") from None
+
+
+def answer_as_json(
+    provider: StreamingModelProvider, context: Context, schema: str, out: IO[str]
+) -> CollectedResponse:
+    """``llm-sync chat --schema``: ask for ``schema`` (JSON or a file), write the validated reply as one line of JSON.
+
+    Raises ``OutputSchemaError`` for a bad schema (before any request) and
+    ``StructuredOutputError`` for a reply that is not the JSON asked for.
+    """
+    context.set_output_schema(schema_argument(schema))
+    reply = provider.stream_response(context).collect()
+    out.write(json.dumps(reply.parsed, ensure_ascii=False) + "\n")
+    out.flush()
+    return reply

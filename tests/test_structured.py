@@ -154,6 +154,15 @@ def read(text: str, stop: Any = StopReason.END_TURN, complete: bool = True, sche
     return parse_reply(text, stop_reason=stop, complete=complete, schema=schema)
 
 
+def test_a_value_that_closed_before_the_token_limit_is_read() -> None:
+    # llama.cpp's grammar lets a model pad a finished object with whitespace up to max_tokens.
+    assert read('{"city": "Paris", "population": 1}', StopReason.LENGTH) == {"city": "Paris", "population": 1}
+    assert read('"done"', StopReason.LENGTH, schema=None) == "done"
+    with pytest.raises(StructuredOutputError) as info:
+        read('{"city": "Paris"}', StopReason.LENGTH)
+    assert info.value.reason == "schema_mismatch"  # closed, so it is checked like any other
+
+
 def test_a_valid_reply_is_its_json_value() -> None:
     assert read('{"city": "Paris", "population": 2102650}') == {"city": "Paris", "population": 2102650}
     assert read('```json\n{"city": "Oslo", "population": 1}\n```') == {"city": "Oslo", "population": 1}
@@ -164,7 +173,10 @@ def test_a_valid_reply_is_its_json_value() -> None:
     ("text", "stop", "complete", "reason", "path"),
     [
         ('{"city": "Par', StopReason.LENGTH, True, "truncated", None),
-        ('{"city": "Paris", "population": 1}', StopReason.LENGTH, True, "truncated", None),
+        ('{"city": "Paris", "population": 1', StopReason.LENGTH, True, "truncated", None),
+        ("[1, 2", StopReason.LENGTH, True, "truncated", None),
+        ("12", StopReason.LENGTH, True, "truncated", None),
+        ('{"city": "Paris", "population": 1}', None, False, "truncated", None),
         ('{"city": "Par', None, False, "truncated", None),
         ("I can't help with that.", StopReason.CONTENT_FILTER, True, "refused", None),
         ("Paris has 2 million people.", StopReason.END_TURN, True, "invalid_json", None),
