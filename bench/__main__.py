@@ -1,10 +1,17 @@
-"""``python -m bench [--quick | --smoke] [--sections ...]``: run the benchmark and write bench/results/<stamp>.md/.json."""
+"""``python -m bench [--quick | --smoke] [--sections ...]``: run the benchmark and write bench/results/<stamp>.md/.json.
+
+``python -m bench batch [...]`` runs the run_many benchmark instead (``bench/batch.py``).
+"""
 
 from __future__ import annotations
 
 import sys
 
-from bench.run import main
-
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["batch"]:
+        from bench.batch import main as batch
+
+        sys.exit(batch(sys.argv[2:]))
+    from bench.run import main
+
     sys.exit(main())

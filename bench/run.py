@@ -11,7 +11,10 @@ Sections: throughput (per-chunk wall and CPU µs, event and bulk framing), ttfc
 (warm and cold), concurrency (32 and 256 streams in threads), rss (peak growth
 during one stream, iterating and collect(); fresh process each), import (import
 time, and import + first stream; fresh interpreter each), close (close latency on
-a silent server, and abandoned streams).
+a silent server, and abandoned streams), fanout (K streams at a real pace, each
+client in a fresh process, against ``bench.paced``; see ``bench/fanout.py``), local
+(``llm-sync chat -m local`` against raw HTTP to the same embedded llama.cpp server,
+and the model's load time; see ``bench/local.py``).
 """
 
 from __future__ import annotations
@@ -30,11 +33,11 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from bench import clients as C
-from bench import wire
+from bench import fanout, local, wire
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("throughput", "ttfc", "concurrency", "rss", "import", "close")
+SECTIONS = ("throughput", "ttfc", "concurrency", "rss", "import", "close", "fanout", "local")
 
 # name -> settings; "smoke" is what tests/test_bench_smoke.py runs.
 MODES: Dict[str, Dict[str, Any]] = {
@@ -628,6 +631,26 @@ def summarize(cl: List[C.Client], R: Dict[str, Any]) -> Dict[str, Any]:
                    row["p99"] <= 100.0, "ms")
             left = out["readers_left"] + max(0, out["sockets_left"])
             target(f"{name}: reader threads + sockets left after close/abandon", left, 0, left == 0)
+    LM = R.get("local")
+    if LM and "ratios" in LM:
+        for what, label in (("ttft", "time to first token × raw HTTP"), ("tok_s", "raw HTTP tokens/s ÷ ours")):
+            v = LM["ratios"][what]["median"] if LM["ratios"][what] else None
+            target(f"llm-sync chat -m local: {label}", v, 1.1, v is not None and v <= 1.1, "×")
+    F = R.get("fanout")
+    if F:
+        S["fanout"] = F["summary"]
+        for k, rows in F["summary"].items():
+            for name, row in rows.items():
+                if not name.startswith("llm_sync") or "cpu_us" not in row:
+                    continue
+                r = row["x_baseline"]["median"] if row["x_baseline"] else None
+                target(f"{name}: K={k} paced CPU/chunk × requests+sseclient (same format)", r, 1.2,
+                       r is not None and r <= 1.2, "×")
+                a = row["x_async_openai"]["median"] if row["x_async_openai"] else None
+                if a is not None:
+                    target(f"{name}: K={k} paced CPU/chunk × AsyncOpenAI", a, 0.5, a <= 0.5, "×")
+                bad = sum(row["errors"]) + sum(row["short"]) + sum(row["hung"]) + sum(row["late"]) + row["failed"]
+                target(f"{name}: K={k} errors + short + unfinished streams + failed rounds", bad, 0, bad == 0)
     S["targets"] = targets
     return S
 
@@ -637,7 +660,7 @@ def report(cl: List[C.Client], R: Dict[str, Any], S: Dict[str, Any]) -> str:
     L: List[str] = [f"# llm_sync benchmark {R['started']} ({R['mode']})", "",
                     f"Versions: {json.dumps(R['versions'])}", "",
                     f"Command: `{R['command']}`; elapsed {R.get('elapsed_s', 0):.0f} s.", ""]
-    L += ["## Targets (issue 10)", "", "| target | value | limit | met |", "|---|---|---|---|"]
+    L += ["## Targets (issues 10 and 28)", "", "| target | value | limit | met |", "|---|---|---|---|"]
     for t in S["targets"]:
         v = t["value"]
         vs = "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
@@ -717,6 +740,12 @@ def report(cl: List[C.Client], R: Dict[str, Any], S: Dict[str, Any]) -> str:
                      f"{r['abandoned_fast_p50']:.2f} / {r['abandoned_fast_max']:.2f} | "
                      f"{r['cycle_readers_alive']}, {r['cycle_parked_cpu_ms_per_s']:.1f}, {r['cycle_rss_kib']} | "
                      f"{r['cycle_gone_after_gc_ms']} | {r['readers_left']} / {r['sockets_left']} |")
+    if "fanout" in R:
+        L += ["", fanout.report(R["fanout"])]
+    if "local" in R:
+        L += ["", local.report(R["local"])]
+    if R.get("section_s"):
+        L += ["", "Seconds per section: " + ", ".join(f"{k} {v:.0f}" for k, v in R["section_s"].items())]
     return "\n".join(L) + "\n"
 
 
@@ -725,7 +754,7 @@ def versions() -> Dict[str, Any]:
 
     out: Dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
                            "cpus": os.cpu_count()}
-    for d in ("llm-sync", "requests", "urllib3", "sseclient-py", "anthropic", "openai", "pydantic"):
+    for d in ("llm-sync", "requests", "urllib3", "sseclient-py", "anthropic", "openai", "pydantic", "litellm"):
         try:
             out[d] = metadata.version(d)
         except metadata.PackageNotFoundError:
@@ -801,19 +830,36 @@ def main(argv: Optional[List[str]] = None) -> int:
         # The imported libraries' objects stay out of every client's GC passes.
         if hasattr(gc, "freeze"):
             gc.freeze()
+        timed: Dict[str, float] = {}
+        R["section_s"] = timed
+        mark = time.perf_counter()
         if "throughput" in sections:
             R["throughput"] = {f: bench_throughput(cl, port, st["n"], st["reps"], f) for f in ("event", "bulk")}
+            timed["throughput"], mark = time.perf_counter() - mark, time.perf_counter()
         if "ttfc" in sections:
             R["ttfc"] = bench_ttfc(cl, port, st["reps"], st["ttfc_calls"], st["cold_calls"])
+            timed["ttfc"], mark = time.perf_counter() - mark, time.perf_counter()
         if "concurrency" in sections:
             R["concurrency"] = {f"{t} threads × {n:,} chunks": bench_concurrency(cl, port, t, n, st["conc_reps"])
                                 for t, n in st["conc"]}
+            timed["concurrency"], mark = time.perf_counter() - mark, time.perf_counter()
         if "rss" in sections:
             R["rss"] = bench_rss(cl, port, st["n"], st["rss_reps"])
+            timed["rss"], mark = time.perf_counter() - mark, time.perf_counter()
         if "import" in sections:
             R["import"] = bench_import(cl, port, st["import_reps"])
+            timed["import"], mark = time.perf_counter() - mark, time.perf_counter()
         if "close" in sections:
             R["close"] = bench_close(cl, port, st["close_trials"], st["abandon_trials"])
+            timed["close"], mark = time.perf_counter() - mark, time.perf_counter()
+        if "fanout" in sections:
+            # Its own paced server and a fresh process per cell: this process only waits.
+            R["fanout"] = fanout.run(dict(fanout.MODES[mode]), args.only,
+                                     sdk=not (args.no_sdk or mode == "smoke"))
+            timed["fanout"], mark = time.perf_counter() - mark, time.perf_counter()
+        if "local" in sections:
+            R["local"] = local.run(dict(local.MODES[mode]))
+            timed["local"] = time.perf_counter() - mark
     finally:
         C.reset()
         stop_server(srv)

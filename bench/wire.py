@@ -33,8 +33,11 @@ def _json(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def openai_events(n: int, usage: bool) -> List[bytes]:
-    """One ``data:`` event per chunk, shaped like the real API's (all its fields), then [DONE]."""
+def openai_events(n: int, usage: bool, texts: Optional[List[str]] = None) -> List[bytes]:
+    """One ``data:`` event per chunk, shaped like the real API's (all its fields), then [DONE].
+
+    ``texts`` replaces the default deltas (``pieces(n)``); its length is ``n``.
+    """
     head = {"id": OPENAI_ID, "object": "chat.completion.chunk", "created": 1764000000,
             "model": OPENAI_MODEL, "service_tier": "default", "system_fingerprint": "fp_bench"}
 
@@ -50,7 +53,7 @@ def openai_events(n: int, usage: bool) -> List[bytes]:
         return b"data: " + _json(obj) + b"\n\n"
 
     out = [event({"role": "assistant", "content": "", "refusal": None})]
-    out.extend(event({"content": p}) for p in pieces(n))
+    out.extend(event({"content": p}) for p in (pieces(n) if texts is None else texts))
     out.append(event({}, finish="stop"))
     if usage:
         out.append(event(None, usage_obj={
@@ -63,7 +66,7 @@ def openai_events(n: int, usage: bool) -> List[bytes]:
     return out
 
 
-def anthropic_events(n: int) -> List[bytes]:
+def anthropic_events(n: int, texts: Optional[List[str]] = None) -> List[bytes]:
     """message_start, content_block_start, ping, n text deltas, then the closing events."""
 
     def event(name: str, obj: Dict[str, Any]) -> bytes:
@@ -82,7 +85,7 @@ def anthropic_events(n: int) -> List[bytes]:
     ]
     out.extend(event("content_block_delta", {"type": "content_block_delta", "index": 0,
                                              "delta": {"type": "text_delta", "text": p}})
-               for p in pieces(n))
+               for p in (pieces(n) if texts is None else texts))
     out.append(event("content_block_stop", {"type": "content_block_stop", "index": 0}))
     out.append(event("message_delta", {"type": "message_delta",
                                        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
@@ -91,8 +94,8 @@ def anthropic_events(n: int) -> List[bytes]:
     return out
 
 
-def events(api: str, n: int, usage: bool) -> List[bytes]:
-    return openai_events(n, usage) if api == "openai" else anthropic_events(n)
+def events(api: str, n: int, usage: bool, texts: Optional[List[str]] = None) -> List[bytes]:
+    return openai_events(n, usage, texts) if api == "openai" else anthropic_events(n, texts)
 
 
 def head(api: str) -> bytes:

@@ -18,6 +18,13 @@ from typing import Dict, List, TextIO
 from llm_sync import ChatMessage, Context, LlmError, StreamingModelProvider, parse_model
 
 
+def default_model() -> str:
+    """$LLM_SYNC_MODEL, else Claude when ANTHROPIC_API_KEY is set, else the embedded local model (no key)."""
+    if os.environ.get("LLM_SYNC_MODEL"):
+        return os.environ["LLM_SYNC_MODEL"]
+    return "anthropic:claude-sonnet-4-5" if os.environ.get("ANTHROPIC_API_KEY") else "local"
+
+
 class Progress:
     """A one-line progress bar on stderr, safe to update from several threads."""
 
@@ -64,7 +71,7 @@ def run(provider: StreamingModelProvider, prompts: List[str], workers: int) -> L
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("-m", "--model", default=os.environ.get("LLM_SYNC_MODEL", "anthropic:claude-sonnet-4-5"))
+    parser.add_argument("-m", "--model", default=default_model())
     parser.add_argument("-j", "--jobs", type=int, default=4, help="worker threads")
     parser.add_argument("file", nargs="?", default="-", help="prompts, one per line")
     args = parser.parse_args()
@@ -76,4 +83,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (LlmError, ImportError, ValueError, RuntimeError) as err:  # a missing key, extra or model
+        sys.exit(f"batch.py: {err}")
+    except KeyboardInterrupt:
+        sys.exit(130)

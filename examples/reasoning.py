@@ -15,6 +15,7 @@ import sys
 from llm_sync import (
     ChatMessage,
     Context,
+    LlmError,
     LlmResponse,
     ReasoningEffort,
     StreamingModelProvider,
@@ -22,6 +23,13 @@ from llm_sync import (
 )
 
 DIM, UNDIM = ("\x1b[2m", "\x1b[22m") if sys.stdout.isatty() else ("", "")
+
+
+def default_model() -> str:
+    """$LLM_SYNC_MODEL, else Claude when ANTHROPIC_API_KEY is set, else the embedded local model (no key)."""
+    if os.environ.get("LLM_SYNC_MODEL"):
+        return os.environ["LLM_SYNC_MODEL"]
+    return "anthropic:claude-sonnet-4-5" if os.environ.get("ANTHROPIC_API_KEY") else "local"
 
 
 def turn(provider: StreamingModelProvider, ctx: Context) -> None:
@@ -44,7 +52,7 @@ def turn(provider: StreamingModelProvider, ctx: Context) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("-m", "--model", default=os.environ.get("LLM_SYNC_MODEL", "anthropic:claude-sonnet-4-5"))
+    parser.add_argument("-m", "--model", default=default_model())
     parser.add_argument("-e", "--effort", default="high", help="low, medium, high or xhigh")
     parser.add_argument("question", nargs="*", default=["Is 1001 a prime number?"])
     args = parser.parse_args()
@@ -62,4 +70,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (LlmError, ImportError, ValueError, RuntimeError) as err:  # a missing key, extra or model
+        sys.exit(f"reasoning.py: {err}")
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,17 +1,21 @@
 """A tool loop: the model calls Python functions until it can answer.
 
 ``python examples/tools_loop.py -m anthropic:claude-sonnet-4-5 "What is the weather in Paris?"``
+
+It needs a model that calls tools: the embedded local model cannot, and the script says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any, Callable, Dict, Tuple
 
 from llm_sync import (
     ChatMessage,
     Context,
+    LlmError,
     StreamingModelProvider,
     ToolArgumentsError,
     ToolCallError,
@@ -19,6 +23,13 @@ from llm_sync import (
     ToolDefinition,
     parse_model,
 )
+
+
+def default_model() -> str:
+    """$LLM_SYNC_MODEL, else Claude when ANTHROPIC_API_KEY is set, else the embedded local model (no key)."""
+    if os.environ.get("LLM_SYNC_MODEL"):
+        return os.environ["LLM_SYNC_MODEL"]
+    return "anthropic:claude-sonnet-4-5" if os.environ.get("ANTHROPIC_API_KEY") else "local"
 
 
 def get_weather(city: str) -> str:
@@ -73,12 +84,23 @@ def run(provider: StreamingModelProvider, question: str, max_turns: int = 8) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("-m", "--model", default=os.environ.get("LLM_SYNC_MODEL", "anthropic:claude-sonnet-4-5"))
+    parser.add_argument("-m", "--model", default=default_model())
     parser.add_argument("question", nargs="*", default=["What is the weather in Paris?"])
     args = parser.parse_args()
+    if args.model.split(":")[0].strip() == "local":
+        # Said before loading it: the small embedded model was never taught to call tools.
+        sys.exit(
+            "tools_loop.py: the embedded local model cannot call tools; pass -m with a model that "
+            "can (e.g. -m anthropic:claude-sonnet-4-5 with ANTHROPIC_API_KEY set, or -m ollama:qwen3:8b)"
+        )
     provider, _ = parse_model(args.model)
     print(run(provider, " ".join(args.question)))
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (LlmError, ImportError, ValueError, RuntimeError) as err:  # a missing key, extra or model
+        sys.exit(f"tools_loop.py: {err}")
+    except KeyboardInterrupt:
+        sys.exit(130)

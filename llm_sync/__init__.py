@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from . import providers
 from ._alloyed import AlloyedModelProvider
+from ._batch import BatchResult, BatchRun, run_many
 from ._catalog import all_models, available_models, estimate_cost, get_local_models
 from ._content import ContentBlock
 from ._context import Context
@@ -32,13 +33,14 @@ from ._errors import (
 )
 from ._messages import AssistantReasoning, ChatMessage, EncryptedReasoningContent
 from ._model import LlmModel, ModelPrices
-from ._parse import UnknownModelError, parse_model
+from ._parse import UnknownModelError, UnknownModelWarning, parse_model
 from ._reasoning import ReasoningEffort
 from ._response import LlmResponse, StopReason, TokenUsage
 from ._retry import RetryPolicy
 from ._stream import CollectedResponse, LlmResponseStream
 from ._structured import OutputSchema
 from ._timeouts import Timeouts
+from ._tokens import TokenCount
 from ._tools import ToolCallError, ToolCallRequest, ToolCallResult, ToolDefinition
 from ._version import __version__
 from .providers._base import StreamingModelProvider
@@ -46,6 +48,7 @@ from .providers._base import StreamingModelProvider
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and IDEs
     from . import testing as testing
     from .providers import AnthropicProvider as AnthropicProvider
+    from .providers import AzureOpenAiProvider as AzureOpenAiProvider
     from .providers import BedrockProvider as BedrockProvider
     from .providers import CodexProvider as CodexProvider
     from .providers import DeepSeekProvider as DeepSeekProvider
@@ -56,6 +59,9 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from .providers import OpenAiCompatibleProvider as OpenAiCompatibleProvider
     from .providers import OpenAiProvider as OpenAiProvider
     from .providers import OpenRouterProvider as OpenRouterProvider
+    from .providers import VertexAnthropicProvider as VertexAnthropicProvider
+    from .providers import VertexGeminiProvider as VertexGeminiProvider
+    from .providers import VertexProvider as VertexProvider
     from .providers import ZaiProvider as ZaiProvider
 
 # Provider classes load on first use (their one registry is llm_sync.providers.REGISTRY),
@@ -69,6 +75,9 @@ __all__ = [
     "ApiError",
     "ApiRequestError",
     "AssistantReasoning",
+    "AzureOpenAiProvider",
+    "BatchResult",
+    "BatchRun",
     "BedrockProvider",
     "ChatMessage",
     "CodexProvider",
@@ -108,6 +117,7 @@ __all__ = [
     "StreamingModelProvider",
     "StructuredOutputError",
     "Timeouts",
+    "TokenCount",
     "TokenUsage",
     "ToolArgumentsError",
     "ToolCallError",
@@ -116,7 +126,11 @@ __all__ = [
     "ToolDefinition",
     "ToolParameterParsingError",
     "UnknownModelError",
+    "UnknownModelWarning",
     "UnsupportedContentError",
+    "VertexAnthropicProvider",
+    "VertexGeminiProvider",
+    "VertexProvider",
     "ZaiProvider",
     "__version__",
     "all_models",
@@ -124,6 +138,7 @@ __all__ = [
     "estimate_cost",
     "get_local_models",
     "parse_model",
+    "run_many",
 ]
 
 

@@ -1,14 +1,21 @@
-"""The HTTP call of one stream, run on its reader thread: prepare, send, frame, parse, retry before content."""
+"""The HTTP call of one stream, or of one JSON request, run on its reader thread: prepare, send, read, retry."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import time
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
-from ._errors import InvalidApiKeyError, LlmError, StreamInterruptedError
+from ._errors import (
+    InvalidApiKeyError,
+    JsonParsingError,
+    LlmError,
+    StreamInterruptedError,
+    StreamReadError,
+)
 from ._response import Done, LlmResponse, Start, Usage
-from ._transport._http import default_classifier, from_requests, send
+from ._transport._http import default_classifier, from_requests, read_chunks, send
 from ._transport._sniff import open_frames
 
 if TYPE_CHECKING:
@@ -19,7 +26,7 @@ if TYPE_CHECKING:
     from ._transport._http import Transport
     from ._transport._request import HttpCall
 
-__all__ = ["Parser", "http_source"]
+__all__ = ["Answer", "Parser", "http_source", "json_answer"]
 
 #: A provider's reading of a body: frames in, chunks out (pure; no I/O, no threads).
 Parser = Callable[[Iterator["Frame"]], Iterator[LlmResponse]]
@@ -145,3 +152,103 @@ def _http_chunks(
         finally:
             if resp is not None:
                 resp.close()
+
+
+class Answer:
+    """The decoded JSON body of a request that is not streamed (what :func:`json_answer` returns)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def json_answer(
+    state: StreamState,
+    call: HttpCall,
+    *,
+    transport: Transport,
+    timeouts: Timeouts,
+    retry: RetryPolicy,
+    max_bytes: int,
+) -> Optional[Answer]:
+    """Send ``call`` and decode its whole 2xx JSON body, retrying as a stream does before content.
+
+    The same rules as :func:`http_source`: ``prepare`` before each attempt, the
+    ``on_unauthorized`` renewal once, retries on retryable errors with the policy's
+    waits (and ``Retry-After``) within the total deadline, the call's classifier for
+    non-2xx answers. A body is read up to ``max_bytes`` (then ``StreamReadError``).
+    None when the state was stopped meanwhile.
+    """
+    started = time.monotonic()
+    read_timeout = timeouts.read_timeout()
+    renewed = False
+    attempt = 0
+    while True:
+        resp = None
+        sent = None
+        try:
+            sent = call.prepare(call) if call.prepare is not None else call
+            resp = send(
+                transport,
+                sent.method,
+                sent.url,
+                sent.headers,
+                sent.body,
+                connect_timeout=timeouts.connect,
+                read_timeout=read_timeout,
+                classify=sent.classify or default_classifier,
+            )
+            data = bytearray()
+            for piece in read_chunks(resp):
+                if state.stopped:
+                    return None
+                data += piece
+                if len(data) > max_bytes:
+                    raise StreamReadError(
+                        f"the answer from {sent.url.split('?')[0]} is larger than {max_bytes} bytes; "
+                        "raise the limit with with_max_event_bytes() if that is expected"
+                    )
+            return Answer(_decode(bytes(data), sent.url))
+        except Exception as exc:
+            if state.stopped:
+                return None
+            err = exc if isinstance(exc, LlmError) else from_requests(exc, False)
+            if err is not exc:
+                err.__cause__ = exc
+            if err.status == 401 and sent is not None and call.on_unauthorized is not None:
+                if renewed:
+                    raise InvalidApiKeyError(
+                        f"{err.message} (even after refreshing the credentials)", status=err.status, body=err.body
+                    ) from None
+                if resp is not None:
+                    resp.close()
+                    resp = None
+                if call.on_unauthorized(sent) and not state.stopped:
+                    renewed = True
+                    continue
+            if not err.retryable:
+                raise err from err.__cause__
+            delay = retry.delay(attempt, getattr(err, "retry_after", None))
+            if delay is None or (
+                timeouts.total is not None and time.monotonic() + delay - started > timeouts.total
+            ):
+                raise err from err.__cause__
+            if resp is not None:
+                resp.close()
+                resp = None
+            if not state.sleep(delay):
+                return None
+            attempt += 1
+        finally:
+            if resp is not None:
+                resp.close()
+
+
+def _decode(data: bytes, url: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise JsonParsingError(
+            f"the answer from {url.split('?')[0]} is not JSON: {data[:200]!r}; check base_url"
+        ) from None

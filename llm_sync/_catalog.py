@@ -20,8 +20,11 @@ __all__ = [
     "catalog_providers",
     "estimate_cost",
     "get_local_models",
+    "local_model",
+    "local_models",
     "lookup",
     "model_ids",
+    "names_deployments",
     "provider_label",
 ]
 
@@ -34,12 +37,16 @@ _SUFFIX_PATTERN = r"(?:-latest|-\d{8}|-\d{4}-\d{2}-\d{2})$"
 
 
 class _Provider:
-    __slots__ = ("key", "label", "env", "models", "by_lower", "by_stem")
+    __slots__ = ("key", "label", "env", "deployments", "models", "by_lower", "by_stem")
 
-    def __init__(self, key: str, label: str, env: Optional[str], models: List[LlmModel]) -> None:
+    def __init__(
+        self, key: str, label: str, env: Optional[str], models: List[LlmModel], deployments: bool = False
+    ) -> None:
         self.key = key
         self.label = label
         self.env = env
+        #: Model strings name the user's deployments (Azure): any name is accepted.
+        self.deployments = deployments
         self.models: Dict[str, LlmModel] = {m.model_id: m for m in models}
         self.by_lower: Dict[str, List[str]] = {}
         self.by_stem: Dict[str, List[str]] = {}
@@ -53,7 +60,9 @@ class _Catalog:
         self.providers: Dict[str, _Provider] = {}
         for p in doc["providers"]:
             models = [_model(p["key"], p["env"], m) for m in p["models"]]
-            self.providers[p["key"]] = _Provider(p["key"], p["label"], p["env"], models)
+            self.providers[p["key"]] = _Provider(
+                p["key"], p["label"], p["env"], models, bool(p.get("deployments"))
+            )
 
 
 _lock = threading.Lock()
@@ -93,6 +102,7 @@ def _model(provider: str, env: Optional[str], m: Mapping[str, Any]) -> LlmModel:
         reasoning_levels=tuple(ReasoningEffort(v) for v in m.get("reasoning", ())),
         supports_image="image" in inputs,
         supports_audio="audio" in inputs,
+        supports_pdf="pdf" in inputs,
         supports_tools=bool(m.get("tools")),
         required_env_var=env,
         prices=prices,
@@ -111,6 +121,12 @@ def provider_label(provider: str) -> Optional[str]:
     """The human name of a catalog provider (``"OpenRouter"``), None for others."""
     p = _catalog().providers.get(provider)
     return p.label if p else None
+
+
+def names_deployments(provider: str) -> bool:
+    """True when ``provider``'s model strings name deployments (``azure:<deployment>``), not catalog ids."""
+    p = _catalog().providers.get(provider)
+    return p.deployments if p else False
 
 
 def model_ids(provider: str) -> Tuple[str, ...]:
@@ -155,40 +171,16 @@ def all_models(provider: Optional[str] = None) -> List[LlmModel]:
 
 
 def _has_credentials(provider: str) -> bool:
-    """For providers without a key variable: whether their sign-in looks set up."""
-    from pathlib import Path  # only here: pathlib costs several ms at import
+    """For providers without a key variable: what the provider's class says of its sign-in."""
+    import importlib
 
-    home = Path.home()
-    if provider == "codex":
-        codex_home = os.environ.get("CODEX_HOME")
-        candidates = [Path(codex_home) / "auth.json"] if codex_home else []
-        candidates.append(home / ".codex" / "auth.json")
-        try:
-            from .providers import codex
+    # The catalog is data; the providers know their credentials. The registry is imported
+    # here, not at the top: the providers package imports this module.
+    from .providers import REGISTRY
 
-            has = getattr(codex, "has_credentials", None)
-            if callable(has) and has():
-                return True
-        except ImportError:
-            pass
-        return any(c.is_file() for c in candidates)
-    if provider == "bedrock":
-        from ._keys import setting
-
-        variables = (
-            "AWS_BEARER_TOKEN_BEDROCK",
-            "AWS_ACCESS_KEY_ID",
-            "AWS_PROFILE",
-            "AWS_WEB_IDENTITY_TOKEN_FILE",
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-        )
-        if setting(None, *variables):
-            return True
-        files = (os.environ.get("AWS_SHARED_CREDENTIALS_FILE"), os.environ.get("AWS_CONFIG_FILE"))
-        paths = [Path(f) for f in files if f] + [home / ".aws" / "credentials", home / ".aws" / "config"]
-        return any(p.is_file() for p in paths)
-    return True
+    module, _, name = REGISTRY[provider].partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    return bool(cls.has_credentials())
 
 
 def available_models() -> List[LlmModel]:
@@ -197,12 +189,17 @@ def available_models() -> List[LlmModel]:
     A provider counts when its key variable is set in the environment or in a
     ``.env`` found from the working directory upwards. Codex counts when a sign-in
     exists (``~/.codex/auth.json``, ``$CODEX_HOME``, or llm_sync's own store) and
-    Bedrock when AWS credentials appear configured (variables or ``~/.aws``).
+    Bedrock when AWS credentials appear configured (variables or ``~/.aws``), Vertex
+    when a project is set and application default credentials exist (a key file in
+    ``GOOGLE_APPLICATION_CREDENTIALS`` or gcloud's). Azure's models are never listed:
+    what can be called there is the deployments the user made, which no file shows.
     """
     from ._keys import setting
 
     out: List[LlmModel] = []
     for p in _catalog().providers.values():
+        if p.deployments:
+            continue
         ok = setting(None, p.env) is not None if p.env else _has_credentials(p.key)
         if ok:
             out.extend(p.models.values())
@@ -220,6 +217,30 @@ def get_local_models() -> List[LlmModel]:
         discovery = importlib.import_module("llm_sync.providers.discovery")
         models.extend(discovery.discover_local_models())
     return models
+
+
+def local_model(name: Optional[str] = None, context_window: Optional[int] = None) -> LlmModel:
+    """The ``local`` (embedded, ``llm_sync.local``) model ``name``: the bundled one by default.
+
+    It runs on this machine, so its prices are zero; ``context_window`` is the
+    server's ``n_ctx`` (8192 unless the server was started with another).
+    """
+    from .local import DEFAULT_MODEL
+
+    bundled = name is None or name == DEFAULT_MODEL
+    return LlmModel(
+        "local",
+        DEFAULT_MODEL if name is None else name,
+        display_name="Gemma 3 270M (embedded, llama.cpp)" if bundled else f"{name} (embedded, llama.cpp)",
+        context_window=context_window or (8192 if bundled else None),
+        supports_tools=False,
+        prices=ModelPrices(0.0, 0.0, 0.0, 0.0),
+    )
+
+
+def local_models() -> List[LlmModel]:
+    """The embedded models ``local:`` offers without a path: the bundled one."""
+    return [local_model()]
 
 
 # -- cost --------------------------------------------------------------------------

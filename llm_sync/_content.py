@@ -1,4 +1,4 @@
-"""The parts of a user message: ``ContentBlock`` and its text, image and audio variants."""
+"""The parts of a user message: ``ContentBlock`` and its text, image, audio and document variants."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from typing import Any, ClassVar, Optional
 
 from ._values import value
 
-__all__ = ["ContentBlock", "first_text", "join_text"]
+__all__ = ["PDF", "ContentBlock", "first_text", "join_text"]
 
 
 class ContentBlock:
     """Base of every content block. The variants are attributes: ``ContentBlock.Text`` and so on.
 
-    Image and audio data is base64 text, as the reference crate keeps it: that is what
-    most provider APIs take, so a block is encoded once, not on every request.
+    Image, audio and document data is base64 text, as the reference crate keeps it:
+    that is what most provider APIs take, so a block is encoded once, not on every request.
     """
 
     __slots__ = ()
@@ -27,6 +27,7 @@ class ContentBlock:
     Text: ClassVar[builtins.type[Text]]
     Image: ClassVar[builtins.type[Image]]
     Audio: ClassVar[builtins.type[Audio]]
+    Document: ClassVar[builtins.type[Document]]
 
     def estimated_bytes(self) -> int:
         """UTF-8 length of the text, or length of the base64 data (for token estimates)."""
@@ -54,7 +55,9 @@ class ContentBlock:
             return Image(data["data"], data["mime_type"])
         if kind == "audio":
             return Audio(data["data"], data["mime_type"])
-        raise ValueError(f"unknown ContentBlock type {kind!r}; expected 'text', 'image' or 'audio'")
+        if kind == "document":
+            return Document(data["data"], data.get("mime_type") or PDF, data.get("name"))
+        raise ValueError(f"unknown ContentBlock type {kind!r}; expected 'text', 'image', 'audio' or 'document'")
 
     @staticmethod
     def first_text(parts: Iterable[ContentBlock]) -> Optional[str]:
@@ -160,7 +163,46 @@ class Audio(_Media):
         return cls(base64.b64encode(raw).decode("ascii"), mime_type)
 
 
-for _c in (Text, Image, Audio):
+#: The MIME type of a PDF, the default of ``ContentBlock.Document``.
+PDF = "application/pdf"
+
+
+@value
+class Document(_Media):
+    """A document: base64 ``data``, its ``mime_type`` (a PDF unless said) and an optional file ``name``.
+
+    Providers send it in their own document shape (see the providers guide); one that
+    cannot take documents, or this document's type, refuses it with
+    ``UnsupportedContentError`` before sending anything. ``name`` is what the model is
+    told the file is called, where the API has a field for it (Bedrock needs one and
+    has rules for it: see ``BedrockProvider``).
+    """
+
+    type: ClassVar[str] = "document"
+    data: str
+    mime_type: str = PDF
+    name: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        self._check()
+        if self.name is not None:
+            _check_str("ContentBlock.Document", "name", self.name)
+            if not self.name.strip():
+                raise ValueError("ContentBlock.Document.name must not be blank; leave it None instead")
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, mime_type: str = PDF, name: Optional[str] = None) -> Document:
+        """Build from the raw file bytes (they are base64-encoded here)."""
+        return cls(base64.b64encode(raw).decode("ascii"), mime_type, name)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if self.name is not None:
+            out["name"] = self.name
+        return out
+
+
+for _c in (Text, Image, Audio, Document):
     setattr(ContentBlock, _c.__name__, _c)
     _c.__qualname__ = f"ContentBlock.{_c.__name__}"
 del _c

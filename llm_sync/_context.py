@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
+from ._compact import compacted_count, split_history, summarise
+from ._errors import ApiError
 from ._messages import Assistant as _Assistant
 from ._messages import (
     AssistantReasoning,
@@ -17,6 +19,9 @@ from ._model import LlmModel
 from ._reasoning import ReasoningEffort
 from ._structured import OutputSchema
 from ._tools import ToolCallError, ToolCallRequest, ToolCallResult, ToolDefinition
+
+if TYPE_CHECKING:
+    from .providers._base import StreamingModelProvider
 
 __all__ = ["Context"]
 
@@ -264,6 +269,50 @@ class Context:
         )
         if compacted > 0:
             out._messages.append(_Summary(summary, now(), compacted))
+        return out
+
+    def compact(self, provider: StreamingModelProvider, keep_last: int = 2) -> Context:
+        """A new context in which a summary written by ``provider``'s model replaces the older turns.
+
+        Returns a new ``Context`` (this one is left as it was, as with
+        :meth:`with_compacted_summary`): every System message, then one
+        ``ChatMessage.Summary`` (``messages_compacted`` says how many messages it
+        stands for, counting those an earlier summary stood for), then the last
+        ``keep_last`` messages verbatim. Tools, reasoning effort, prompt cache key and
+        the other settings are kept.
+
+        The cut never separates an assistant turn's tool calls from their results
+        (the turn is kept with them, so slightly more may be kept). The summary
+        request is one plain-text transcript of the older turns: no tools, no
+        reasoning, so no encrypted reasoning or thinking signatures (which only the
+        model that wrote them may read) go out, and images and documents are named
+        rather than sent. A transcript too long for the model's window is summarised
+        in portions (the summary so far carried into the next), each one request.
+        With nothing older than the kept messages, no request is made and a copy is
+        returned.
+
+        Raises what the stream raises (``LlmError`` subclasses), and ``ApiError``
+        when the model answers without any text.
+        """
+        if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 0:
+            raise ValueError(f"keep_last must be a non-negative int, got {keep_last!r}")
+        older, kept = split_history(self._messages, keep_last)
+        out = self.copy()
+        if not older:
+            return out
+
+        def ask(request: list[ChatMessage]) -> str:
+            with provider.stream_response(Context(request)) as stream:
+                return stream.collect().text.strip()
+
+        text = summarise(ask, older)
+        if not text:
+            raise ApiError(
+                f"{provider.display_name()} answered the summary request without any text; "
+                "nothing was compacted (try again, or a model that follows instructions better)"
+            )
+        systems = [m for m in self._messages if m.is_system]
+        out._messages = [*systems, _Summary(text, now(), compacted_count(older)), *kept]
         return out
 
     # -- persistence -----------------------------------------------------------

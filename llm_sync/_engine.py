@@ -14,14 +14,29 @@ from queue import SimpleQueue
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from ._errors import LlmError, internal_error
-from ._response import LlmResponse, Reasoning, Start, Text
+from ._response import (
+    EncryptedReasoning,
+    LlmResponse,
+    Reasoning,
+    Start,
+    Text,
+    ToolRequestArg,
+    ToolRequestComplete,
+)
 
 __all__ = ["CLOSED", "End", "Source", "StreamState", "spawn_reader", "stop"]
 
-# Chunks the reader may be ahead of the consumer. Past this it waits, so a consumer
-# that stops reading does not make memory grow without bound.
+# How far the reader may get ahead of a consumer that does not keep up: this many
+# chunks, or this many characters of text (a chunk that is not text counts as
+# OTHER_SIZE). Past either bound the reader blocks until the consumer has taken the
+# queue down to half of both, so memory stays bounded and a parked reader costs
+# nothing; a single chunk larger than the bound still passes an empty queue.
 MAX_QUEUED = 4096
-_FULL_POLL = 0.005
+MAX_QUEUED_CHARS = 1 << 20
+OTHER_SIZE = 256
+# A blocked reader re-checks this often in case a wake-up was lost; nothing else
+# wakes it but the consumer taking chunks and stop().
+_PARKED_RECHECK = 30.0
 
 _names = itertools.count(1)
 
@@ -51,9 +66,15 @@ CLOSED = End(None)
 
 
 class StreamState:
-    """What the reader thread and the stream share; never the stream itself."""
+    """What the reader thread and the stream share; never the stream itself.
 
-    __slots__ = ("queue", "stop_event", "stopped", "holder", "label")
+    ``sent`` and ``taken`` count characters of queued text (see ``MAX_QUEUED_CHARS``);
+    each has one writer, the reader and the consumer respectively, so neither needs a
+    lock. ``parked`` is True while the reader waits for room, and ``room`` is how the
+    consumer (or ``stop``) wakes it.
+    """
+
+    __slots__ = ("queue", "stop_event", "stopped", "holder", "label", "sent", "taken", "parked", "room")
 
     def __init__(self, label: str) -> None:
         from ._transport._connections import ConnectionHolder  # imports urllib3: not at import time
@@ -64,22 +85,75 @@ class StreamState:
         self.stopped = False
         self.holder = ConnectionHolder()
         self.label = label
+        self.sent = 0
+        self.taken = 0
+        self.parked = False
+        self.room: SimpleQueue[None] = SimpleQueue()
 
     def put(self, item: Any) -> bool:
-        """Queue ``item`` for the consumer, waiting while the queue is full; False once stopped."""
+        """Queue ``item`` for the consumer, blocking while the queue is full; False once stopped."""
+        self.sent += size_of(item)
+        return self.put_counted(item)
+
+    def put_counted(self, item: Any) -> bool:
+        """``put`` for an item already added to ``sent``."""
         q = self.queue
-        if q.qsize() >= MAX_QUEUED:
-            while q.qsize() >= MAX_QUEUED:
-                if self.stop_event.wait(_FULL_POLL):
-                    return False
-        if self.stopped:
-            return False
-        q.put(item)
-        return True
+        while not self.stopped:
+            if q.qsize() < MAX_QUEUED and self.sent - self.taken < MAX_QUEUED_CHARS:
+                q.put(item)
+                return True
+            if q.qsize() == 0:
+                q.put(item)  # one chunk over the bound on its own: let it through
+                return True
+            # Raise the flag, then look again: the consumer may have taken the queue
+            # down before it could see the flag, and would then never wake us.
+            self.parked = True
+            if self.has_room():
+                self.parked = False
+                continue
+            self.room.get(True, _PARKED_RECHECK)
+            self.parked = False
+        return False
+
+    def has_room(self) -> bool:
+        """Whether a parked reader may go on: the queue is empty, or down to half of both bounds.
+
+        ``sent`` already counts the chunk the reader holds, so a chunk larger than half
+        the bound only goes once the queue is empty.
+        """
+        n = self.queue.qsize()
+        return n == 0 or (n <= MAX_QUEUED // 2 and self.sent - self.taken <= MAX_QUEUED_CHARS // 2)
+
+    def unpark(self) -> None:
+        """Called by the consumer after taking a chunk while ``parked``: wake the reader once there is room."""
+        if self.parked and self.has_room():
+            self.parked = False
+            self.room.put(None)
 
     def sleep(self, seconds: float) -> bool:
         """Wait ``seconds`` unless stopped first; True if the wait ran its course."""
         return not self.stop_event.wait(seconds)
+
+
+def size_of(item: Any) -> int:
+    """What ``item`` counts against ``MAX_QUEUED_CHARS`` (as it waits in the queue).
+
+    Every chunk that carries server text counts its length, so that no kind of chunk
+    can make the queue hold more than the bound (a tool call's arguments and
+    encrypted reasoning can be as large as one event).
+    """
+    cls = item.__class__
+    if cls is str:
+        return len(item)
+    if cls is tuple:
+        return len(item[0])
+    if cls is ToolRequestArg:
+        return OTHER_SIZE + len(item.chunk)
+    if cls is ToolRequestComplete:
+        return OTHER_SIZE + len(item.tool_call.arguments)
+    if cls is EncryptedReasoning:
+        return OTHER_SIZE + len(item.content)
+    return OTHER_SIZE
 
 
 def stop(state: StreamState) -> None:
@@ -90,6 +164,7 @@ def stop(state: StreamState) -> None:
     state.stop_event.set()
     state.holder.shutdown()
     state.queue.put(CLOSED)
+    state.room.put(None)  # a reader parked on a full queue
 
 
 def spawn_reader(state: StreamState, source: Source, provider: str) -> threading.Thread:
@@ -126,11 +201,15 @@ def _run(state: StreamState, source: Source) -> None:
             cls = chunk.__class__
             if cls is Text:
                 chunk = chunk.chunk  # see "How chunks wait in the queue" above
+                state.sent += len(chunk)
             elif cls is Reasoning:
                 chunk = (chunk.chunk,)
-            if qsize() < MAX_QUEUED and not state.stopped:
+                state.sent += len(chunk[0])
+            else:
+                state.sent += size_of(chunk)
+            if qsize() < MAX_QUEUED and state.sent - state.taken < MAX_QUEUED_CHARS and not state.stopped:
                 put(chunk)
-            elif not state.put(chunk):
+            elif not state.put_counted(chunk):
                 return
     except BaseException as exc:
         error = exc if isinstance(exc, LlmError) or state.stopped else _wrap(exc)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from ._redact import redact
 
@@ -120,11 +120,18 @@ def _rebuild(cls: type[LlmError], message: str, state: dict[str, Any]) -> LlmErr
 
 
 class MissingApiKeyError(LlmError):
-    """A required key is absent; ``variable`` names the environment variable."""
+    """A required key or setting is absent; ``variable`` names the environment variable.
 
-    def __init__(self, message: str, *, variable: Optional[str] = None, **kw: Any) -> None:
+    ``variables`` lists every variable that was missing when several were (a cloud
+    provider's endpoint and key, say); ``variable`` is the first of them.
+    """
+
+    def __init__(
+        self, message: str, *, variable: Optional[str] = None, variables: Sequence[str] = (), **kw: Any
+    ) -> None:
         super().__init__(message, **kw)
-        self.variable = variable
+        self.variables = tuple(variables) or ((variable,) if variable else ())
+        self.variable = variable if variable is not None else (self.variables[0] if self.variables else None)
 
 
 class ApiRequestError(LlmError):

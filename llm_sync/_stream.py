@@ -6,9 +6,9 @@ import threading
 import time
 import weakref
 from queue import Empty
-from typing import TYPE_CHECKING, Any, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Iterator, List, Mapping, Optional, Tuple
 
-from ._engine import CLOSED, End, Source, StreamState, spawn_reader, stop
+from ._engine import CLOSED, End, Source, StreamState, size_of, spawn_reader, stop
 from ._errors import LlmError, RequestTimeoutError, stamp
 from ._messages import AssistantReasoning, ChatMessage, EncryptedReasoningContent
 from ._response import (
@@ -26,11 +26,10 @@ from ._response import reasoning as _reasoning
 from ._response import text as _text
 from ._structured import OutputSchema, parse_reply
 from ._timeouts import Timeouts
+from ._tools import ToolCallRequest
 
 if TYPE_CHECKING:
     from types import TracebackType
-
-    from ._tools import ToolCallRequest
 
 __all__ = ["CollectedResponse", "LlmResponseStream"]
 
@@ -50,6 +49,7 @@ class LlmResponseStream:
     :meth:`collect`. :meth:`close` is idempotent and safe from any thread; a
     ``break`` out of a ``for`` loop, an error, Ctrl-C and garbage collection close it
     too. Failures are raised from iteration as :class:`LlmError` subclasses.
+    :meth:`partial` gives what arrived so far, at any time.
     """
 
     __slots__ = (
@@ -65,6 +65,7 @@ class LlmResponseStream:
         "_total_deadline",
         "_timeouts",
         "_slice",
+        "_seen",
         "provider",
         "model",
         "output_schema",
@@ -96,6 +97,9 @@ class LlmResponseStream:
         self._ended = False
         self._got_any = False
         self._saw_done = False
+        # Every chunk handed to the caller, as it waited in the queue: what partial()
+        # and collect() are made of (one append per chunk, no other per-chunk work).
+        self._seen: List[Any] = []
         self._state = StreamState(f"{provider}:{model}")
         self._thread: Optional[threading.Thread] = None
         self._finalizer = weakref.finalize(self, stop, self._state)
@@ -114,9 +118,10 @@ class LlmResponseStream:
     def __next__(self) -> LlmResponse:
         if self._ended:
             raise StopIteration
+        state = self._state
         try:
             try:
-                item = self._state.queue.get(True, self._slice)
+                item = state.queue.get(True, self._slice)
             except Empty:
                 item = self._wait()
             if self._total_deadline is not None and time.monotonic() > self._total_deadline:
@@ -126,17 +131,30 @@ class LlmResponseStream:
             self.close()
             raise
         cls = item.__class__
+        # Text and Reasoning wait in the queue as plain strings (see _engine); what
+        # is taken is counted against the queue's bound (StreamState.taken).
+        if cls is str:
+            state.taken += len(item)
+            if state.parked:
+                state.unpark()
+            self._got_any = True
+            self._seen.append(item)
+            return _text(item)
         if cls is End:
             return self._end(item)
         self._got_any = True
-        # Text and Reasoning wait in the queue as plain strings (see _engine).
-        if cls is str:
-            return _text(item)
+        self._seen.append(item)
         if cls is tuple:
-            return _reasoning(item[0])
-        if cls is Done:
-            self._ended = self._saw_done = True
-        return item  # type: ignore[no-any-return]
+            state.taken += len(item[0])
+            chunk: LlmResponse = _reasoning(item[0])
+        else:
+            state.taken += size_of(item)
+            chunk = item
+            if cls is Done:
+                self._ended = self._saw_done = True
+        if state.parked:
+            state.unpark()
+        return chunk
 
     def _wait(self) -> Any:
         """The slow path: nothing queued yet; wait in slices, watching the deadlines."""
@@ -237,13 +255,34 @@ class LlmResponseStream:
         On an error, the error is raised with ``.partial`` set to what arrived
         (a ``CollectedResponse`` with ``complete=False``).
         """
-        acc = _Collector(self.provider, self.model, self.output_schema)
         try:
-            for chunk in self:
-                acc.add(chunk)
+            for _ in self:
+                pass
         except LlmError as err:
-            err.partial = acc.result(complete=False)  # type: ignore[attr-defined]
+            err.partial = self.partial()  # type: ignore[attr-defined]
             raise
+        return self.partial()
+
+    def partial(self) -> CollectedResponse:
+        """What the stream has handed out so far, joined; call it at any time from the consumer's thread.
+
+        While iterating, after ``close()`` (a cancel), after an error or after the end:
+        ``complete`` is True only once ``Done`` arrived. Tool calls still streaming are
+        not in it (only completed ones), nor is reasoning whose signature never came
+        (encrypted reasoning arrives at the end of a turn). ``usage`` is None for a turn
+        that did not finish: providers report the totals at the end. Its
+        :meth:`CollectedResponse.to_message` is safe to send back to the same model.
+        """
+        acc = _Collector(self.provider, self.model, self.output_schema)
+        text, reasoning, add = acc.text, acc.reasoning, acc.add
+        for item in list(self._seen):
+            cls = item.__class__
+            if cls is str:
+                text.append(item)
+            elif cls is tuple:
+                reasoning.append(item[0])
+            else:
+                add(item)
         return acc.result(complete=acc.done is not None)
 
 
@@ -330,7 +369,12 @@ class CollectedResponse:
         return found
 
     def to_message(self) -> ChatMessage:
-        """The turn as a ``ChatMessage.Assistant``, ready to append to the context."""
+        """The turn as a ``ChatMessage.Assistant``, ready to append to the context.
+
+        For a turn that did not finish (``complete`` False: cancelled, or broken off),
+        the tool calls are left out: nobody will send their results, and providers
+        refuse a call without one. They stay in :attr:`tool_calls`.
+        """
         encrypted = None
         if self.encrypted_reasoning is not None:
             encrypted = EncryptedReasoningContent(
@@ -341,8 +385,45 @@ class CollectedResponse:
         reasoning = AssistantReasoning(
             summary_text=self.reasoning or None, encrypted_content=encrypted
         )
-        return ChatMessage.Assistant(
-            content=self.text, reasoning=reasoning, tool_calls=list(self.tool_calls)
+        calls = list(self.tool_calls) if self.complete else []
+        return ChatMessage.Assistant(content=self.text, reasoning=reasoning, tool_calls=calls)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (every field; ``usage`` and ``encrypted_reasoning`` as dicts or None)."""
+        usage = self.usage
+        enc = self.encrypted_reasoning
+        return {
+            "message_id": self.message_id,
+            "text": self.text,
+            "reasoning": self.reasoning,
+            "tool_calls": [c.to_dict() for c in self.tool_calls],
+            "usage": None if usage is None else {k: v for k, v in usage.to_dict().items() if k != "type"},
+            "stop_reason": None if self.stop_reason is None else self.stop_reason.value,
+            "raw_stop_reason": self.raw_stop_reason,
+            "encrypted_reasoning": None if enc is None else {"id": enc.id, "content": enc.content},
+            "complete": self.complete,
+            "provider": self.provider,
+            "model": self.model,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CollectedResponse:
+        """Inverse of :meth:`to_dict`; absent keys take their empty values."""
+        usage = data.get("usage")
+        enc = data.get("encrypted_reasoning")
+        stop = data.get("stop_reason")
+        return cls(
+            message_id=data.get("message_id"),
+            text=data.get("text") or "",
+            reasoning=data.get("reasoning") or "",
+            tool_calls=tuple(ToolCallRequest.from_dict(c) for c in data.get("tool_calls") or ()),
+            usage=None if usage is None else Usage(**{k: v for k, v in usage.items() if k != "type"}),
+            stop_reason=None if stop is None else StopReason(stop),
+            raw_stop_reason=data.get("raw_stop_reason"),
+            encrypted_reasoning=None if enc is None else EncryptedReasoning(enc["id"], enc["content"]),
+            complete=bool(data.get("complete", True)),
+            provider=data.get("provider") or "",
+            model=data.get("model") or "",
         )
 
     def __repr__(self) -> str:

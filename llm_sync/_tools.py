@@ -63,10 +63,11 @@ class ToolDefinition:
 
     ``parameters`` is the JSON Schema of the arguments, given as JSON text or as a
     dict; it is kept as compact JSON text, and :attr:`schema` is the parsed dict
-    (shared: treat it as read-only). A schema that is not JSON, not an object, or
-    not valid under its metaschema (Draft 2020-12 unless ``$schema`` says
-    otherwise) raises :class:`ToolParameterParsingError` naming the tool and the
-    path in the schema. ``server`` names the MCP server the tool came from, if any.
+    (shared: treat it as read-only). A schema that is not JSON, not an object,
+    whose top-level ``type`` is not ``"object"`` (providers refuse those), or not
+    valid under its metaschema (Draft 2020-12 unless ``$schema`` says otherwise)
+    raises :class:`ToolParameterParsingError` naming the tool and the path in the
+    schema. ``server`` names the MCP server the tool came from, if any.
     ``strict`` asks the provider to hold the model's arguments to the schema exactly
     (OpenAI's and Anthropic's ``strict``, Bedrock's ``toolSpec.strict``, Gemini's
     ``VALIDATED`` mode); a provider that cannot enforce it refuses the request with
@@ -115,6 +116,18 @@ class ToolDefinition:
                 f"got {type(parsed).__name__}",
                 tool_name=name,
                 path="/",
+            )
+        kind = parsed.get("type")
+        if kind is not None and kind != "object":
+            # Arguments always arrive as one JSON object; providers refuse the tool outright.
+            raise ToolParameterParsingError(
+                f"Failed to parse tool parameters for {name}: the top-level schema must describe "
+                f'an object ("type": "object"), not "type": {json.dumps(kind)}; a model passes '
+                "arguments as one JSON object, and providers refuse other shapes (Anthropic: "
+                "input_schema.type must be 'object'; OpenAI: invalid_function_parameters). Wrap "
+                'the value in a property: {"type": "object", "properties": {"value": ...}}',
+                tool_name=name,
+                path="/type",
             )
         try:
             text = _canonical(parsed)

@@ -8,7 +8,10 @@ SNAPSHOT defaults to ``../shared/data/models.dev.json`` next to the repository a
 ``llm_sync/catalog.json``. The filters are the reference crate's: per catalog provider keep the
 models that support tool calls, drop ``-latest`` aliases, apply the provider's id filter (Codex:
 the GPT-5 family and ``*codex*``), merge the extra sources (Z.ai's coding plan) without
-overriding ids already present, and sort by id. Unlike the crate, the output limit and the
+overriding ids already present, and sort by id. Azure and Vertex (not in the crate) keep the models
+their providers serve (Azure: not Claude; Vertex: Gemini and Claude, with models.dev's ``@default``
+dropped from undated Claude ids); Azure is marked ``deployments``: its model strings name
+deployments, so any name is accepted. Unlike the crate, the output limit and the
 prices (dollars per million tokens) are kept. The output is deterministic: one model per line,
 keys sorted, so a regenerated file diffs cleanly and the staleness test can compare bytes.
 """
@@ -34,6 +37,22 @@ def _codex(model_id: str) -> bool:
     return "codex" in model_id or model_id.startswith("gpt-5.") or model_id == "gpt-5"
 
 
+def _azure(model_id: str) -> bool:
+    # Claude on Azure speaks the Anthropic Messages API, not Azure OpenAI's.
+    return not model_id.startswith("claude")
+
+
+def _vertex(model_id: str) -> bool:
+    # What VertexGeminiProvider and VertexAnthropicProvider serve (not the OpenAI-style MaaS models).
+    return model_id.startswith(("gemini-", "claude-"))
+
+
+def _vertex_id(model_id: str) -> str:
+    # models.dev writes Vertex's undated Claude ids as "claude-opus-4-6@default"; Vertex's own
+    # model id (the one the URL takes) has no suffix.
+    return model_id[: -len("@default")] if model_id.endswith("@default") else model_id
+
+
 # (parser key, label, models.dev keys (first is the main source), env var, reasoning levels, filter)
 PROVIDERS: List[Dict[str, Any]] = [
     {"key": "anthropic", "label": "Anthropic", "sources": ["anthropic"], "env": "ANTHROPIC_API_KEY"},
@@ -47,6 +66,12 @@ PROVIDERS: List[Dict[str, Any]] = [
      "env": "OPENROUTER_API_KEY"},
     {"key": "zai", "label": "Z.ai", "sources": ["zai", "zai-coding-plan"], "env": "ZAI_API_KEY"},
     {"key": "bedrock", "label": "AWS Bedrock", "sources": ["amazon-bedrock"], "env": None},
+    # Azure model strings name deployments, which users name: any name is accepted, and the
+    # catalog describes a deployment named after its model.
+    {"key": "azure", "label": "Azure OpenAI", "sources": ["azure"], "env": "AZURE_OPENAI_API_KEY",
+     "filter": _azure, "deployments": True},
+    {"key": "vertex", "label": "Vertex AI", "sources": ["google-vertex", "google-vertex-anthropic"],
+     "env": None, "filter": _vertex, "rename": _vertex_id},
 ]
 
 _PRICE_FIELDS = ("input", "output", "cache_read", "cache_write")
@@ -88,27 +113,25 @@ def build(data: Dict[str, Any]) -> Dict[str, Any]:
     providers = []
     for spec in PROVIDERS:
         keep: Callable[[str], bool] = spec.get("filter") or (lambda _id: True)
+        rename: Callable[[str], str] = spec.get("rename") or (lambda mid: mid)
         levels = spec.get("levels", _BASIC)
         models: Dict[str, Dict[str, Any]] = {}
         for source in spec["sources"]:
             if source not in data:
                 raise SystemExit(f"models.dev snapshot has no provider {source!r}")
             for model_id, raw in sorted(data[source]["models"].items()):
-                raw = dict(raw, id=raw.get("id", model_id))
+                raw = dict(raw, id=rename(raw.get("id", model_id)))
                 mid = raw["id"]
                 if raw.get("tool_call") is not True or mid.endswith("-latest") or not keep(mid):
                     continue
                 if mid in models:  # an extra source never overrides the main one
                     continue
                 models[mid] = _entry(raw, levels)
-        providers.append(
-            {
-                "key": spec["key"],
-                "label": spec["label"],
-                "env": spec["env"],
-                "models": [models[k] for k in sorted(models)],
-            }
-        )
+        entry = {"key": spec["key"], "label": spec["label"], "env": spec["env"]}
+        if spec.get("deployments"):
+            entry["deployments"] = True
+        entry["models"] = [models[k] for k in sorted(models)]
+        providers.append(entry)
     return {"format": FORMAT, "source": "models.dev", "providers": providers}
 
 

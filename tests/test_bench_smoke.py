@@ -15,7 +15,7 @@ def test_bench_smoke_runs_every_section_and_writes_results(tmp_path: Path) -> No
     env = dict(os.environ, PYTHONPATH=str(REPO), NO_PROXY="127.0.0.1,localhost")
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)],
-        cwd=str(REPO), env=env, capture_output=True, text=True, timeout=120,
+        cwd=str(REPO), env=env, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     written = sorted(p.name for p in tmp_path.iterdir())
@@ -36,6 +36,27 @@ def test_bench_smoke_runs_every_section_and_writes_results(tmp_path: Path) -> No
     assert summary["import"]["llm_sync"]["median"] > 0
     close = summary["close"]["llm_sync AnthropicProvider"]
     assert close["p99"] < 1000 and close["readers_left"] == 0 and close["sockets_left"] <= 0
-    # The report names the targets of issue 10.
+    # Fan-out at a pace, each client in its own process: every llm_sync stream
+    # complete, none short or unfinished, and every reader thread gone after it.
+    fanout = summary["fanout"]
+    assert set(fanout) == {"4", "16"}
+    for k, rows in fanout.items():
+        for name in ("llm_sync chat completions", "llm_sync Anthropic", "requests + sseclient-py, threads"):
+            row = rows[name]
+            assert row["cpu_us"]["median"] > 0, (k, name)
+            assert row["errors"] == [0] and row["short"] == [0] and row["hung"] == [0] and row["late"] == [0], (k, name)
+            assert row["peak_threads"] >= int(k), (k, name)
+        assert rows["llm_sync Anthropic"]["readers_left"] == 0
+    cells = result["raw"]["fanout"]["cells"]
+    assert all(c["chunks"] == c["expected"] for c in cells if "chunks" in c)
+    assert not [c for c in cells if "failed" in c]
+    # The embedded model against raw HTTP to the same server (where the extra is installed).
+    local = result["raw"]["local"]
+    if sys.version_info >= (3, 10) and "skipped" not in local:
+        for name, rows in local["rows"].items():
+            assert rows[0]["ttft_ms"] > 0 and rows[0]["tokens"] >= 1, name
+        assert "## The embedded model" in (tmp_path / written[1]).read_text()
+    # The report names the targets of issues 10 and 28.
     md = (tmp_path / written[1]).read_text()
-    assert "## Targets (issue 10)" in md and "close of a blocked stream" in md
+    assert "## Targets (issues 10 and 28)" in md and "close of a blocked stream" in md
+    assert "paced CPU/chunk" in md and "## Fan-out at a real pace" in md

@@ -26,7 +26,9 @@ _KEY_VARS = (
     "DEEPSEEK_API_KEY", "MOONSHOT_API_KEY", "ZAI_API_KEY", "CODEX_HOME",
     "AWS_BEARER_TOKEN_BEDROCK", "AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
     "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AZURE_OPENAI_API_KEY",
+    "GOOGLE_CLOUD_PROJECT", "GOOGLE_VERTEX_PROJECT", "ANTHROPIC_VERTEX_PROJECT_ID",
+    "GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CONFIG",
 )
 
 
@@ -87,6 +89,9 @@ def test_counts_follow_the_crate_filters() -> None:
     assert counts == {
         "anthropic": 22, "codex": 16, "deepseek": 4, "gemini": 25, "moonshot": 7,
         "openai": 37, "openrouter": 148, "zai": 13, "bedrock": 93,
+        # Not in the crate: Azure's (no Claude: it speaks Anthropic's API there) and Vertex's
+        # Gemini and Claude models.
+        "azure": 71, "vertex": 29,
     }
     assert len(catalog.all_models()) == sum(counts.values())
     assert not any(m.model_id.endswith("-latest") for m in catalog.all_models())
@@ -109,6 +114,7 @@ def test_every_model_round_trips_through_its_string() -> None:
 def test_ids_are_sorted_within_each_provider_in_catalog_order() -> None:
     assert catalog.catalog_providers() == (
         "anthropic", "codex", "deepseek", "gemini", "moonshot", "openai", "openrouter", "zai", "bedrock",
+        "azure", "vertex",
     )
     for p in catalog.catalog_providers():
         ids = list(catalog.model_ids(p))
@@ -251,6 +257,29 @@ def test_codex_and_bedrock_count_when_signed_in(clean_env: Path, monkeypatch: py
     assert {m.provider for m in catalog.available_models()} == {"codex"}
     monkeypatch.setenv("AWS_PROFILE", "dev")
     assert {m.provider for m in catalog.available_models()} == {"codex", "bedrock"}
+
+
+def test_vertex_counts_with_a_project_and_adc_and_azure_never(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Azure's callable models are the user's deployments, which no file shows.
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "az-test")
+    assert catalog.available_models() == []
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "p")
+    assert catalog.available_models() == []  # a project, but no credentials
+    adc = clean_env / ".config" / "gcloud" / "application_default_credentials.json"
+    adc.parent.mkdir(parents=True)
+    adc.write_text("{}")
+    assert {m.provider for m in catalog.available_models()} == {"vertex"}
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
+    assert catalog.available_models() == []  # credentials, but no project
+
+
+def test_azure_names_deployments_and_vertex_ids_are_vertexs() -> None:
+    assert catalog.names_deployments("azure") and not catalog.names_deployments("openai")
+    assert not any(m.model_id.startswith("claude") for m in catalog.all_models("azure"))
+    ids = catalog.model_ids("vertex")
+    assert "claude-sonnet-4-5@20250929" in ids and "claude-opus-4-6" in ids and "gemini-2.5-pro" in ids
+    assert not any("@default" in i or "/" in i for i in ids)
 
 
 def test_get_local_models_adds_discovered_ones(

@@ -11,7 +11,7 @@ import pytest
 
 from llm_sync import LlmModel, MissingApiKeyError
 from llm_sync._alloyed import AlloyedModelProvider
-from llm_sync._parse import PROVIDERS, UnknownModelError, parse_model
+from llm_sync._parse import PROVIDERS, UnknownModelError, UnknownModelWarning, parse_model
 from llm_sync.providers._base import StreamingModelProvider
 from tests.support.toy import ToyProvider
 
@@ -85,21 +85,72 @@ def test_a_bare_model_id_suggests_its_provider() -> None:
     assert "anthropic:claude-opus-4-6" in info.value.suggestions
 
 
-def test_unknown_catalog_model_lists_close_matches() -> None:
-    with pytest.raises(UnknownModelError) as info:
-        parse_model("anthropic:claude-sonet-4-5")
-    err = info.value
-    assert (err.provider, err.model_id) == ("anthropic", "claude-sonet-4-5")
-    assert "anthropic:claude-sonnet-4-5" in err.suggestions
-    assert "unknown anthropic model 'claude-sonet-4-5'" in str(err)
-    assert "llm-sync models --provider anthropic" in str(err)
+def test_unknown_catalog_model_is_sent_with_a_warning_naming_close_matches(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("llm_sync.providers.anthropic")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    with pytest.warns(UnknownModelWarning) as caught:
+        provider, model = parse_model("anthropic:claude-sonet-4-5")
+    warning = caught[0].message
+    assert isinstance(warning, UnknownModelWarning)
+    assert (warning.provider, warning.model_id) == ("anthropic", "claude-sonet-4-5")
+    assert "anthropic:claude-sonnet-4-5" in warning.suggestions
+    assert "did you mean anthropic:claude-sonnet-4-5" in str(warning)
+    assert "llm-sync models --provider anthropic" in str(warning)
+    assert caught[0].filename == __file__  # it points at the caller of parse_model
+    # Sent as written, with nothing made up about it.
+    assert provider.model_name == "claude-sonet-4-5"  # type: ignore[attr-defined]
+    assert str(model) == "anthropic:claude-sonet-4-5"
+    assert (model.context_window, model.prices) == (None, None)
+
+
+def test_a_model_newer_than_the_catalog_is_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("llm_sync.providers.openrouter")
+    monkeypatch.setenv("OPENROUTER_API_KEY", "or-test")
+    with pytest.warns(UnknownModelWarning, match="openai/gpt-4o"):
+        provider, model = parse_model("openrouter:openai/gpt-4o")
+    assert provider.model_name == "openai/gpt-4o"  # type: ignore[attr-defined]
+    assert provider.context_window() is None and model.prices is None
 
 
 def test_every_piece_is_checked_before_any_provider_is_built() -> None:
     toy = _Factory()
-    with pytest.raises(UnknownModelError, match="no-such-model"):
-        parse_model("toy:a,openai:no-such-model", registry={"toy": toy})
+    with pytest.raises(UnknownModelError, match="no-such-provider"):
+        parse_model("toy:a,no-such-provider:x", registry={"toy": toy})
     assert toy.calls == []
+
+
+def test_an_unknown_local_model_is_a_bad_model_string(tmp_path: Path) -> None:
+    toy = _Factory()
+    with pytest.raises(UnknownModelError, match="unknown local model 'foo'") as info:
+        parse_model("toy:a,local:foo", registry={"toy": toy})
+    assert (info.value.provider, info.value.model_id) == ("local", "foo")
+    assert toy.calls == []  # checked before anything was built
+    not_gguf = tmp_path / "bad.gguf"
+    not_gguf.write_bytes(b"<html>not a model</html>")
+    with pytest.raises(UnknownModelError, match="is not a GGUF file"):
+        parse_model(f"local:{not_gguf}")
+
+
+@pytest.mark.parametrize(
+    "spec, model, base",
+    [
+        ("m1@localhost:8000/v1", "m1", "http://localhost:8000/v1"),
+        ("m1@127.0.0.1:9", "m1", "http://127.0.0.1:9"),
+        ("org/m:q4@models.example/v1", "org/m:q4", "http://models.example/v1"),
+        ("m1@https://h.example/v1", "m1", "https://h.example/v1"),
+    ],
+)
+def test_a_base_url_without_a_scheme_is_read_as_http(spec: str, model: str, base: str) -> None:
+    pytest.importorskip("llm_sync.providers.openai_compatible")
+    provider, _ = parse_model(f"openai-compatible:{spec}")
+    assert (provider.model_name, provider.base_url) == (model, base)  # type: ignore[attr-defined]
+
+
+def test_a_bare_word_after_at_stays_in_the_model_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("llm_sync.providers.openai_compatible")
+    monkeypatch.setenv("OPENAI_COMPATIBLE_BASE_URL", "http://127.0.0.1:9/v1")
+    provider, _ = parse_model("openai-compatible:name@v2")
+    assert (provider.model_name, provider.base_url) == ("name@v2", "http://127.0.0.1:9/v1")  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("bad", ["", "  ", "toy:a,,toy:b", "toy:a,"])
@@ -166,11 +217,19 @@ def test_openai_compatible_takes_the_base_url_from_the_environment(monkeypatch: 
     assert str(model) == "openai-compatible:m1@http://127.0.0.1:9/v1"
 
 
-def test_local_without_the_extra_says_how_to_install_it() -> None:
-    if importlib.util.find_spec("llm_sync.local") is not None:
-        pytest.skip("llm_sync.local is installed here")
-    with pytest.raises(ImportError, match=r'pip install "llm-sync\[local\]"'):
+def test_local_without_the_extra_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)  # as if the extra were not installed
+    with pytest.raises(ImportError) as info:
         parse_model("local")
+    message = str(info.value)
+    if sys.version_info >= (3, 10):
+        assert 'pip install "llm-sync[local]"' in message
+        assert 'from a source checkout: pip install ".[local]"' in message
+    else:  # the extra installs nothing on 3.9: repeating its command would not help
+        assert "needs Python 3.10 or newer (this is Python 3.9" in message
+        assert "pip install" not in message
 
 
 def test_registry_entries_name_real_classes() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import _thread
 import gc
+import json
+import os
 import socket
 import threading
 import time
@@ -15,6 +17,7 @@ import pytest
 from llm_sync import (
     ApiError,
     ApiRequestError,
+    CollectedResponse,
     Context,
     InvalidApiKeyError,
     LlmResponse,
@@ -25,7 +28,9 @@ from llm_sync import (
     StopReason,
     StreamInterruptedError,
 )
+from llm_sync._response import EncryptedReasoning, Usage
 from llm_sync._timeouts import Timeouts
+from llm_sync._tools import ToolCallRequest
 from tests.support.server import Close, LoopbackServer, Raw, Reply, Reset, Sleep, Stall, sse_chunks
 from tests.support.toy import PING, ToyProvider, done, reasoning, start, text
 
@@ -371,6 +376,87 @@ def test_a_slow_consumer_holds_the_reader_at_the_queue_bound(server: LoopbackSer
     assert len(list(stream)) == n + 2  # Start, every Text, Done: nothing dropped
 
 
+def test_a_consumer_that_stops_reading_holds_the_queue_at_its_bound_in_characters(server: LoopbackServer) -> None:
+    from llm_sync import _engine
+
+    piece = "x" * 4000
+    n = 2 * _engine.MAX_QUEUED_CHARS // len(piece)  # twice the bound, in few chunks
+    server.reply(Reply.event_stream(start(), *(text(piece) for _ in range(n)), done()))
+    stream = toy(server).stream_response(Context())
+    state = stream._state
+    deadline = time.monotonic() + 5
+    while not state.parked and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert state.parked, "the reader never reached the bound"
+    time.sleep(0.1)
+    queued = state.sent - state.taken
+    assert _engine.MAX_QUEUED_CHARS - len(piece) < queued <= _engine.MAX_QUEUED_CHARS + len(piece)
+    assert state.queue.qsize() < _engine.MAX_QUEUED
+    chunks = list(stream)
+    assert [c.chunk for c in chunks[1:-1]] == [piece] * n  # type: ignore[attr-defined]
+    assert state.sent == state.taken
+
+
+def test_a_chunk_larger_than_half_the_bound_goes_once_the_queue_is_empty(server: LoopbackServer) -> None:
+    from llm_sync import _engine
+
+    small, big = "s" * 4000, "b" * (_engine.MAX_QUEUED_CHARS * 3 // 4)
+    count = _engine.MAX_QUEUED_CHARS // 2 // len(small)
+    server.reply(Reply.event_stream(start(), *(text(small) for _ in range(count)), text(big), done()))
+    stream = toy(server).stream_response(Context())
+    deadline = time.monotonic() + 5
+    while not stream._state.parked and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stream._state.parked  # holding the big chunk: the queue plus it is over the bound
+    t0 = time.monotonic()
+    chunks = list(stream)
+    # The reader is woken when the consumer empties the queue, not by its 30 s re-check.
+    assert time.monotonic() - t0 < 5
+    assert [c.chunk for c in chunks[1:-1]] == [small] * count + [big]  # type: ignore[attr-defined]
+
+
+def test_a_reader_parked_on_a_full_queue_blocks_instead_of_polling(server: LoopbackServer) -> None:
+    from llm_sync import _engine
+
+    n = _engine.MAX_QUEUED + 500
+    server.reply(Reply.event_stream(start(), *(text("x") for _ in range(n)), done()))
+    stream = toy(server).stream_response(Context())
+    deadline = time.monotonic() + 5
+    while not stream._state.parked and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stream._state.parked
+    assert stream._thread is not None
+    status = f"/proc/self/task/{stream._thread.native_id}/status"
+    if not os.path.exists(status):
+        stream.close()
+        pytest.skip("needs /proc to count the reader's wake-ups")
+
+    def wakeups() -> int:
+        with open(status) as f:
+            return sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
+
+    before = wakeups()
+    time.sleep(0.3)
+    # Polling every few milliseconds would wake it about a hundred times here.
+    assert wakeups() - before <= 2
+    assert len(list(stream)) == n + 2  # and it goes on once the consumer reads
+
+
+def test_close_wakes_a_reader_parked_on_a_full_queue(server: LoopbackServer) -> None:
+    from llm_sync import _engine
+
+    n = _engine.MAX_QUEUED + 500
+    server.reply(Reply.event_stream(start(), *(text("x") for _ in range(n)), done()))
+    stream = toy(server).stream_response(Context())
+    deadline = time.monotonic() + 5
+    while not stream._state.parked and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stream._state.parked
+    t0 = time.monotonic()
+    stream.close()
+    assert wait_no_readers(1.0) + (time.monotonic() - t0) < 1.0
+
+
 def test_chunks_waiting_for_a_slow_consumer_are_not_objects_the_gc_tracks(server: LoopbackServer) -> None:
     thoughts = [f"r{i}" for i in range(500)]
     texts = [f"t{i}" for i in range(2000)]
@@ -441,3 +527,71 @@ def test_a_parser_that_stops_at_its_end_marker_still_lets_the_connection_be_reus
         server.reply(Reply.event_stream(chat, "[DONE]"))
         assert provider.stream_response(Context()).collect().text == "hi"
     assert server.connections_accepted == 1
+
+
+def test_collected_response_round_trips_through_json() -> None:
+    r = CollectedResponse(
+        message_id="m1", text="hi", reasoning="hmm", tool_calls=(ToolCallRequest("c1", "f", '{"a":1}'),),
+        usage=Usage(10, 5, cached_input_tokens=2, reasoning_tokens=1), stop_reason=StopReason.TOOL_CALLS,
+        raw_stop_reason="tool_use", encrypted_reasoning=EncryptedReasoning("r1", "opaque"), complete=True,
+        provider="anthropic", model="claude-x",
+    )
+    back = CollectedResponse.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert back.to_dict() == r.to_dict()
+    assert back.usage == r.usage and back.tool_calls == r.tool_calls and back.stop_reason is StopReason.TOOL_CALLS
+    assert back.encrypted_reasoning == r.encrypted_reasoning
+
+
+def test_tool_arguments_count_against_the_queues_text_bound() -> None:
+    from llm_sync import LlmResponse, ToolCallRequest
+    from llm_sync._engine import OTHER_SIZE, size_of
+
+    big = "x" * 100_000
+    assert size_of(LlmResponse.ToolRequestArg("c", big)) == OTHER_SIZE + len(big)
+    call = LlmResponse.ToolRequestComplete(ToolCallRequest("c", "f", big))
+    assert size_of(call) == OTHER_SIZE + len(big)
+    assert size_of(LlmResponse.EncryptedReasoning("r", big)) == OTHER_SIZE + len(big)
+    assert size_of(big) == len(big) and size_of((big,)) == len(big)
+    assert size_of(LlmResponse.Done()) == OTHER_SIZE
+
+
+# -- partial ---------------------------------------------------------------------------------
+
+
+def test_partial_is_what_arrived_so_far_while_iterating_and_after_a_cancel(server: LoopbackServer) -> None:
+    tool = {"type": "tool", "id": "t1", "name": "f", "arguments": "{}"}
+    server.reply(
+        Reply(headers=SSE, body=[*sse_chunks(start(), reasoning("hm"), text("Hel"), text("lo"), tool), Stall(10)], chunked=True)
+    )
+    stream = toy(server).stream_response(Context())
+    chunks = iter(stream)
+    assert next(chunks) == LlmResponse.Start("m1")
+    assert stream.partial().text == "" and stream.partial().message_id == "m1"
+    for _ in range(2):  # the reasoning, "Hel"
+        next(chunks)
+    mid = stream.partial()
+    assert (mid.text, mid.reasoning, mid.complete, mid.usage, mid.stop_reason) == ("Hel", "hm", False, None, None)
+    for _ in range(4):  # lo, the tool call's Start, Arg and Complete
+        next(chunks)
+    stream.close()  # the caller cancels; the server never finished the turn
+    cut = stream.partial()
+    assert cut.text == "Hello" and [c.id for c in cut.tool_calls] == ["t1"] and not cut.complete
+    message = cut.to_message()
+    # Safe to send back: the unanswered call is left out, the text kept.
+    assert message.content == "Hello" and message.tool_calls == ()
+    assert list(chunks) == []
+
+
+def test_partial_after_an_error_and_after_the_end(server: LoopbackServer) -> None:
+    server.reply(Reply(headers=SSE, body=[*sse_chunks(start(), text("half")), Close()], chunked=True))
+    stream = toy(server).stream_response(Context())
+    with pytest.raises(StreamInterruptedError):
+        list(stream)
+    assert stream.partial().text == "half" and not stream.partial().complete
+    tool = {"type": "tool", "id": "t1", "name": "f", "arguments": "{}"}
+    server.reply(Reply(headers=SSE, body=sse_chunks(start(), text("ok"), tool, done()), chunked=True))
+    with toy(server).stream_response(Context()) as stream:
+        whole = stream.collect()
+    assert stream.partial().text == whole.text == "ok" and whole.complete
+    # A finished turn keeps its calls: the caller sends their results next.
+    assert [c.id for c in whole.to_message().tool_calls] == ["t1"]

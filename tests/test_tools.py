@@ -84,6 +84,19 @@ def test_non_object_schema_is_refused() -> None:
     assert info.value.path == "/"
 
 
+@pytest.mark.parametrize("kind", ["string", "array", ["object", "null"]])
+def test_a_top_level_schema_that_is_not_an_object_is_refused_with_the_rule(kind: object) -> None:
+    with pytest.raises(ToolParameterParsingError) as info:
+        ToolDefinition("lookup", "d", {"type": kind, "items": {}})
+    err = info.value
+    assert (err.tool_name, err.path) == ("lookup", "/type")
+    message = str(err)
+    assert 'the top-level schema must describe an object ("type": "object")' in message
+    assert "input_schema.type must be 'object'" in message and "invalid_function_parameters" in message
+    # No "type" at all is left to the providers' defaults (a tool without arguments often says {}).
+    assert ToolDefinition("t", "d", {}).schema == {}
+
+
 def test_invalid_schema_names_the_tool_and_the_path() -> None:
     with pytest.raises(ToolParameterParsingError) as info:
         ToolDefinition("bad_tool", "d", {"type": "object", "properties": {"x": {"type": "strin"}}})

@@ -29,12 +29,16 @@ _WAV = "UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQAAAAA="
 
 
 def _registry() -> List[Tuple[str, str, str]]:
+    """``(key, module, class)`` per registry entry, then the classes an entry builds for some
+    models (``vertex``: VertexGeminiProvider, VertexAnthropicProvider), under that entry's key."""
     from llm_sync._parse import PROVIDERS
+    from llm_sync.providers import _VARIANTS
 
     out = []
     for key, target in PROVIDERS.items():
         module, _, cls = target.partition(":")
         out.append((key, module, cls))
+        out += [(key, m, name) for name, m in sorted(_VARIANTS.items()) if m == module]
     return out
 
 
@@ -63,7 +67,12 @@ def _probe_model(key: str, cls: type) -> str:
 
 
 def _instance(cls: type, model: str) -> Any:
-    return cls(api_key=_PROBE_KEY, base_url=_PROBE_URL, model=model)
+    import inspect
+
+    kwargs: Dict[str, Any] = {"api_key": _PROBE_KEY, "base_url": _PROBE_URL, "model": model}
+    if "project" in inspect.signature(cls.__init__).parameters:
+        kwargs["project"] = "probe-project"  # Vertex AI needs one; nothing is sent
+    return cls(**kwargs)
 
 
 def _body(provider: Any, context: Any) -> Tuple[Optional[Dict[str, Any]], Optional[str], str]:
@@ -257,7 +266,7 @@ def catalog_rows() -> List[Dict[str, str]]:
         rows.append({
             "key": f"``{key}``",
             "label": provider_label(key) or key,
-            "env": f"``{env}``" if env else "(sign-in / AWS chain)",
+            "env": f"``{env}``" if env else "(sign-in or cloud credentials)",
             "models": str(len(models)),
             "reasoning": str(sum(1 for m in models if m.reasoning_levels)),
             "tools": str(sum(1 for m in models if m.supports_tools)),

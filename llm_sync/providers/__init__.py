@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # what the lazy names resolve to, for type checkers and IDEs
     from ._turn import decode_event as decode_event
     from ._turn import new_id as new_id
     from .anthropic import AnthropicProvider as AnthropicProvider
+    from .azure import AzureOpenAiProvider as AzureOpenAiProvider
     from .bedrock import BedrockProvider as BedrockProvider
     from .codex import CodexProvider as CodexProvider
     from .gemini import GeminiProvider as GeminiProvider
@@ -34,10 +35,14 @@ if TYPE_CHECKING:  # what the lazy names resolve to, for type checkers and IDEs
     from .presets import DeepSeekProvider as DeepSeekProvider
     from .presets import MoonshotProvider as MoonshotProvider
     from .presets import ZaiProvider as ZaiProvider
+    from .vertex import VertexAnthropicProvider as VertexAnthropicProvider
+    from .vertex import VertexGeminiProvider as VertexGeminiProvider
+    from .vertex import VertexProvider as VertexProvider
 
 #: The one registry: model-string key -> ``"module:ClassName"``, imported on first use.
 REGISTRY: Dict[str, str] = {
     "anthropic": "llm_sync.providers.anthropic:AnthropicProvider",
+    "azure": "llm_sync.providers.azure:AzureOpenAiProvider",
     "bedrock": "llm_sync.providers.bedrock:BedrockProvider",
     "codex": "llm_sync.providers.codex:CodexProvider",
     "deepseek": "llm_sync.providers.presets:DeepSeekProvider",
@@ -48,15 +53,25 @@ REGISTRY: Dict[str, str] = {
     "openai": "llm_sync.providers.openai:OpenAiProvider",
     "openai-compatible": "llm_sync.providers.openai_compatible:OpenAiCompatibleProvider",
     "openrouter": "llm_sync.providers.openrouter:OpenRouterProvider",
+    # VertexProvider picks VertexGeminiProvider or VertexAnthropicProvider by the model name.
+    "vertex": "llm_sync.providers.vertex:VertexProvider",
     "zai": "llm_sync.providers.presets:ZaiProvider",
 }
 
 #: The optional extra a provider's dependencies come with, for install hints.
-EXTRAS: Dict[str, str] = {"bedrock": "bedrock", "codex": "codex"}
+EXTRAS: Dict[str, str] = {"azure": "azure", "bedrock": "bedrock", "codex": "codex", "vertex": "vertex"}
+
+# Provider classes a registry entry builds for some of its models (vertex:claude-...),
+# exported beside the registry's own: class name -> module.
+_VARIANTS: Dict[str, str] = {
+    "VertexAnthropicProvider": "llm_sync.providers.vertex",
+    "VertexGeminiProvider": "llm_sync.providers.vertex",
+}
 
 # Class name -> module, for the lazy attributes of this package and of llm_sync.
 _LAZY: Dict[str, str] = {
-    target.partition(":")[2]: target.partition(":")[0] for target in REGISTRY.values()
+    **{target.partition(":")[2]: target.partition(":")[0] for target in REGISTRY.values()},
+    **_VARIANTS,
 }
 # The turn kit loads with the first provider that uses it, or when asked for.
 _KIT = {name: "llm_sync.providers._turn" for name in ("ToolCalls", "Turn", "decode_event", "new_id")}
@@ -67,6 +82,7 @@ __all__ = [
     "EXTRAS",
     "REGISTRY",
     "AnthropicProvider",
+    "AzureOpenAiProvider",
     "BedrockProvider",
     "CodexProvider",
     "DeepSeekProvider",
@@ -86,6 +102,9 @@ __all__ = [
     "StreamingModelProvider",
     "ToolCalls",
     "Turn",
+    "VertexAnthropicProvider",
+    "VertexGeminiProvider",
+    "VertexProvider",
     "ZaiProvider",
     "decode_event",
     "default_classifier",

@@ -5,28 +5,47 @@ from __future__ import annotations
 import copy
 import json
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, FrozenSet, Mapping, Optional, Tuple, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    ClassVar,
+    FrozenSet,
+    Mapping,
+    Optional,
+    Tuple,
+    TypeVar,
+)
 
 from .._call import Parser, http_source
 from .._catalog import lookup
-from .._errors import ApiRequestError, LlmError
+from .._errors import ApiRequestError, LlmError, MissingApiKeyError, stamp
+from .._exchange import fetch_json
+from .._inputs import InputTypes, check_content
 from .._keys import load_dotenv_from_cwd, require_key, setting
 from .._redact import mask, register_secret
 from .._retry import RetryPolicy
 from .._stream import LlmResponseStream
 from .._structured import StructuredSupport, plan, read_answer
 from .._timeouts import Timeouts, TimeoutSpec, as_timeouts
+from .._tokens import TokenCount, overflow
 from .._transport._frame import DEFAULT_MAX_EVENT_BYTES
 from .._transport._http import Transport, default_classifier
 
 if TYPE_CHECKING:
+    import threading
+
     from .._context import Context
     from .._model import LlmModel
     from .._transport._request import HttpCall
 
-__all__ = ["HttpProvider", "StreamingModelProvider", "json_body"]
+__all__ = ["Fetch", "HttpProvider", "StreamingModelProvider", "count_call", "json_body", "request_json"]
 
 P = TypeVar("P", bound="HttpProvider")
+
+#: Sends one request that is not streamed and returns its decoded JSON answer, with
+#: the provider's retries, timeouts, typed errors and the caller's cancel event.
+Fetch = Callable[["HttpCall"], Any]
 
 
 class StreamingModelProvider(ABC):
@@ -47,6 +66,48 @@ class StreamingModelProvider(ABC):
     def model(self) -> Optional[LlmModel]:
         """The catalog entry of the model, when known."""
         return None
+
+    # -- token counts and fit checks -----------------------------------------------
+
+    def count_tokens(self, context: Context, *, cancel: Optional[threading.Event] = None) -> TokenCount:
+        """How many input tokens ``context`` makes for this provider's model.
+
+        Here the estimate (``exact=False``); HTTP providers with a count endpoint ask
+        it (``exact=True``). Synchronous: it returns when the count is known;
+        ``cancel`` (a ``threading.Event``) set from another thread stops the request
+        and raises ``concurrent.futures.CancelledError``.
+        """
+        return TokenCount(context.estimated_token_count(), exact=False)
+
+    def effective_context_window(self, *, cancel: Optional[threading.Event] = None) -> Optional[int]:
+        """The window :meth:`check_fits` compares with: :meth:`context_window` here.
+
+        Local servers that know their own window (llama.cpp's ``n_ctx``, an Ollama
+        model's context length) are asked when ``context_window()`` is unknown.
+        """
+        return self.context_window()
+
+    def check_fits(
+        self,
+        context: Context,
+        *,
+        max_output: Optional[int] = None,
+        cancel: Optional[threading.Event] = None,
+    ) -> TokenCount:
+        """Raise ``ContextOverflowError`` if ``context`` does not fit the model's window; else its count.
+
+        Nothing is sent to the model: the count is :meth:`count_tokens` (exact where
+        the provider has a count endpoint), the window :meth:`effective_context_window`.
+        ``max_output`` reserves that many tokens for the answer. With no known window
+        there is nothing to check and the count is returned.
+        """
+        count = self.count_tokens(context, cancel=cancel)
+        window = self.effective_context_window(cancel=cancel)
+        err = overflow(count, window, max_output=max_output, who=self.display_name())
+        if err is not None:
+            found = self.model()
+            raise stamp(err, found.provider if found else None, found.model_id if found else None)
+        return count
 
 
 class HttpProvider(StreamingModelProvider):
@@ -92,6 +153,11 @@ class HttpProvider(StreamingModelProvider):
     tool_choices: ClassVar[FrozenSet[str]] = frozenset({"auto"})
     #: Whether :meth:`build_call` sends ``ToolDefinition.strict`` (else strict tools are refused).
     strict_tools: ClassVar[bool] = False
+    #: What a user message may carry besides text: content kind (``"image"``,
+    #: ``"audio"``, ``"document"``) -> the MIME types taken (None: any). Other kinds,
+    #: and kinds the model's catalog entry does not list, are refused with
+    #: ``UnsupportedContentError`` before anything is sent (:meth:`check_content`).
+    inputs: ClassVar[Mapping[str, Optional[FrozenSet[str]]]] = {"image": None}
 
     def __init__(
         self,
@@ -105,7 +171,10 @@ class HttpProvider(StreamingModelProvider):
         temperature: Optional[float] = None,
     ) -> None:
         if self.key_variable is not None and self.key_required:
-            key: Optional[str] = require_key(api_key, self.key_variable, self.label, *self.key_aliases)
+            try:
+                key: Optional[str] = require_key(api_key, self.key_variable, self.label, *self.key_aliases)
+            except MissingApiKeyError as err:
+                raise stamp(err, self.provider_id, None) from None
         else:
             key = setting(api_key, self.key_variable, *self.key_aliases) if self.key_variable else api_key
             if key:
@@ -128,6 +197,17 @@ class HttpProvider(StreamingModelProvider):
         self._max_event_bytes = DEFAULT_MAX_EVENT_BYTES
 
     # -- configuration -----------------------------------------------------------
+
+    @classmethod
+    def has_credentials(cls) -> bool:
+        """Whether this provider looks callable now without arguments: its key is set (or none is needed).
+
+        Reads the environment and a ``.env``, sends nothing; providers with sign-ins or
+        credential chains of their own (Codex, Bedrock, Vertex) look for those instead.
+        """
+        if cls.key_variable is None or not cls.key_required:
+            return True
+        return setting(None, cls.key_variable, *cls.key_aliases) is not None
 
     @classmethod
     def from_env(cls: type[P], **kwargs: Any) -> P:
@@ -293,6 +373,7 @@ class HttpProvider(StreamingModelProvider):
         snapshot = context.copy()
         schema = snapshot.output_schema
         try:
+            self.check_content(snapshot)
             call, parse = self.prepare_call(snapshot)
             if call.classify is None:
                 call = call.replace(classify=self.classify_error)
@@ -321,6 +402,133 @@ class HttpProvider(StreamingModelProvider):
             timeouts=self._timeouts,
             output_schema=schema,
         )
+
+    # -- content checks, token counts, fit checks -----------------------------------
+
+    def input_types(self) -> InputTypes:
+        """What this provider takes besides text (see :attr:`inputs`)."""
+        return self.inputs
+
+    def check_content(self, context: Context) -> None:
+        """Raise ``UnsupportedContentError`` for user content this provider or its catalog model cannot take.
+
+        Run by :meth:`stream_response` and :meth:`count_tokens` before anything is
+        built or sent; the error names the provider, the model and the block.
+        """
+        check_content(
+            context,
+            self.input_types(),
+            label=self.label or self.provider_id,
+            provider=self.provider_id,
+            model=self._model,
+            entry=lookup(self.catalog_provider or self.provider_id, self._model),
+        )
+
+    def fetch_json(self, call: HttpCall, *, cancel: Optional[threading.Event] = None) -> Any:
+        """Send ``call`` (not streamed) and return its decoded JSON answer.
+
+        The provider's transport, timeouts, retries and typed errors apply (the
+        call's ``classify``, else :meth:`classify_error`); see :meth:`count_tokens`
+        for ``cancel``.
+        """
+        if call.classify is None:
+            call = call.replace(classify=self.classify_error)
+        return fetch_json(
+            call,
+            transport=self._transport(),
+            timeouts=self._timeouts,
+            retry=self._retry,
+            max_bytes=self._max_event_bytes,
+            provider=self.provider_id,
+            model=self._model,
+            cancel=cancel,
+        )
+
+    def _fetcher(self, cancel: Optional[threading.Event]) -> Fetch:
+        return lambda call: self.fetch_json(call, cancel=cancel)
+
+    def count_tokens(self, context: Context, *, cancel: Optional[threading.Event] = None) -> TokenCount:
+        """How many input tokens ``context`` makes for this provider's model.
+
+        Exact (``exact=True``) from the provider's count endpoint where it has one
+        (:meth:`exact_token_count`), sent with the same key, retries, timeouts and
+        typed errors as a stream; otherwise ``Context.estimated_token_count()`` with
+        ``exact=False``. Content the provider cannot take raises
+        ``UnsupportedContentError`` first, as a stream would.
+
+        Synchronous and cancellable: the request runs on a reader thread while the
+        caller waits; setting ``cancel`` (a ``threading.Event``) from any thread
+        stops it within 50 ms, shuts its socket down and raises
+        ``concurrent.futures.CancelledError``; ``Timeouts.first_event`` (or ``total``)
+        bounds the wait with ``RequestTimeoutError``; Ctrl-C interrupts it.
+        """
+        snapshot = context.copy()
+        self.check_content(snapshot)
+        exact = self.exact_token_count(snapshot, self._fetcher(cancel))
+        if exact is None:
+            return TokenCount(snapshot.estimated_token_count(), exact=False)
+        return TokenCount(exact, exact=True)
+
+    def exact_token_count(self, context: Context, fetch: Fetch) -> Optional[int]:
+        """The exact input-token count of ``context`` from the provider's count endpoint; None when it has none.
+
+        Providers with one override this: build the count request (usually from
+        :meth:`build_call`'s body, via :func:`count_call`) and send it with ``fetch``.
+        """
+        return None
+
+    def effective_context_window(self, *, cancel: Optional[threading.Event] = None) -> Optional[int]:
+        """:meth:`context_window`, or when that is unknown, what the server says (:meth:`server_context_window`)."""
+        window = self.context_window()
+        if window is None:
+            window = self.server_context_window(self._fetcher(cancel))
+        return window
+
+    def server_context_window(self, fetch: Fetch) -> Optional[int]:
+        """The window the server reports for the model (local servers override this); None here."""
+        return None
+
+    def check_fits(
+        self,
+        context: Context,
+        *,
+        max_output: Optional[int] = None,
+        cancel: Optional[threading.Event] = None,
+    ) -> TokenCount:
+        """Raise ``ContextOverflowError(requested_tokens, max_tokens)`` if ``context`` does not fit; else its count.
+
+        Nothing is sent to the model: the count is :meth:`count_tokens` (exact where
+        the provider has a count endpoint), the window the catalog's, or the server's
+        for llama.cpp (``/props`` ``n_ctx``) and Ollama (``/api/show``) when
+        ``context_window()`` does not know it. ``max_output`` reserves that many
+        tokens for the answer. With no known window the count is returned unchecked.
+        """
+        count = self.count_tokens(context, cancel=cancel)
+        window = self.effective_context_window(cancel=cancel)
+        err = overflow(count, window, max_output=max_output, who=self.display_name())
+        if err is not None:
+            raise stamp(err, self.provider_id, self._model or None)
+        return count
+
+
+def count_call(call: HttpCall, url: str, body: Mapping[str, Any], *, keep: Optional[FrozenSet[str]] = None) -> HttpCall:
+    """``call`` (a streaming request from ``build_call``) turned into a JSON request to ``url``.
+
+    The headers (credentials included) and ``prepare`` (signing) stay; ``body``
+    goes out instead, reduced to the fields in ``keep`` when given (count endpoints
+    refuse the generation-only ones: ``stream``, ``max_tokens``, ...); ``accept``
+    asks for JSON.
+    """
+    if keep is not None:
+        body = {k: v for k, v in body.items() if k in keep}
+    headers = {k: v for k, v in call.headers.items() if k.lower() != "accept"}
+    headers["accept"] = "application/json"
+    return call.replace(url=url, headers=headers, body=json_body(body), method="POST")
+
+
+def request_json(call: HttpCall) -> Any:
+    """The JSON body of ``call`` as built (to derive a count request from a streaming one)."""
+    return json.loads(call.body or b"{}")
 
 
 def json_body(body: Mapping[str, Any]) -> bytes:

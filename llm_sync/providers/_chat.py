@@ -21,7 +21,7 @@ from typing import (
     Tuple,
 )
 
-from .._content import Audio, Image
+from .._content import Audio, Document, Image
 from .._content import Text as TextBlock
 from .._errors import (
     ApiError,
@@ -35,11 +35,13 @@ from .._errors import (
     error_for_status,
     overflow_error,
 )
+from .._inputs import unsupported
 from .._messages import Assistant, Error, Summary, System, ToolCallResultMessage, User
 from .._response import EncryptedReasoning, LlmResponse, StopReason, Usage, reasoning, text
 from .._retry import parse_retry_after
 from .._structured import CHOICE_WORDS, json_instruction
 from .._transport._http import error_summary
+from ._responses import file_name
 from ._turn import HANDOFF_PREFIX, OVERFLOW_HINT, ToolCalls, Turn, count, decode_event, stop_reason
 
 if TYPE_CHECKING:
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from .._transport._frame import Frame
 
 __all__ = [
+    "AUDIO_TYPES",
     "FINISH_REASONS",
     "ToolCallCollector",
     "build_request",
@@ -95,25 +98,26 @@ def _user_content(blocks: Any, audio: bool) -> Any:
             parts.append({"type": "text", "text": b.text})
         elif isinstance(b, Image):
             parts.append({"type": "image_url", "image_url": {"url": b.as_data_uri()}})
-        elif isinstance(b, Audio):
-            fmt = _AUDIO_FORMATS.get(b.mime_type.lower()) if audio else None
+        elif isinstance(b, Audio) and audio:
+            fmt = _AUDIO_FORMATS.get(b.mime_type.lower())
             if fmt is None:
-                if audio:
-                    raise UnsupportedContentError(
-                        f"chat completions take wav or mp3 audio, not {b.mime_type}; convert the "
-                        "audio first"
-                    )
                 raise UnsupportedContentError(
-                    "This provider does not support audio input; remove the audio block or "
-                    "transcribe it to text first"
+                    f"chat completions take wav or mp3 audio, not {b.mime_type}; convert the "
+                    "audio first"
                 )
             parts.append({"type": "input_audio", "input_audio": {"data": b.data, "format": fmt}})
-        else:  # pragma: no cover - ContentBlock has exactly these variants
-            raise UnsupportedContentError(f"unknown content block {type(b).__name__}")
+        elif isinstance(b, Document):
+            # Chat completions take PDFs as "file" parts:
+            # https://developers.openai.com/api/docs/guides/file-inputs
+            parts.append({"type": "file", "file": {"filename": file_name(b), "file_data": b.as_data_uri()}})
+        else:
+            raise unsupported("This provider", b)
     return parts
 
 
 _AUDIO_FORMATS = {"audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav", "audio/mpeg": "mp3", "audio/mp3": "mp3"}
+#: The audio MIME types an ``input_audio`` part takes (wav or mp3).
+AUDIO_TYPES = frozenset(_AUDIO_FORMATS)
 
 
 def chat_messages(
@@ -474,9 +478,11 @@ def parse_events(frames: Iterator[Frame], *, keep_reasoning_details: bool = Fals
     ``native_finish_reason``) are ignored, ``object`` is optional, usage may come on a
     chunk with or without choices (or inside the choice), and reading goes on after
     ``finish_reason`` and after an empty-choices chunk until ``[DONE]`` or the end of
-    the body. An ``{"error": ...}`` chunk is raised as a typed error. A structured-output
-    refusal (``delta.refusal``) streams as text and ends the turn ``CONTENT_FILTER``
-    with ``raw_stop_reason`` ``"refusal"``, as the Responses dialect does.
+    the body. An ``{"error": ...}`` chunk is raised as a typed error. Chunks with no
+    id, choices or usage before the answer (Azure's prompt annotations) do not start
+    the turn, so ``Start`` carries the response's own id. A structured-output refusal
+    (``delta.refusal``) streams as text and ends the turn ``CONTENT_FILTER`` with
+    ``raw_stop_reason`` ``"refusal"``, as the Responses dialect does.
     """
     turn = Turn()
     collector = ToolCallCollector(turn.calls)
@@ -495,6 +501,10 @@ def parse_events(frames: Iterator[Frame], *, keep_reasoning_details: bool = Fals
         if err is not None or frame.event == "error":
             raise error_from_event(err if err is not None else obj)
         if not turn.started:
+            if not obj.get("id") and not obj.get("choices") and not obj.get("usage"):
+                # An annotation ahead of the answer (Azure's prompt_filter_results, id ""):
+                # the turn starts with the first chunk that has the response id.
+                continue
             yield turn.start(obj.get("id"), "chatcmpl-")
         u = obj.get("usage")
         if u:

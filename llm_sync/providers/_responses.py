@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Set, Tuple
 
-from .._content import Audio, Image
+from .._content import Document, Image
 from .._content import Text as TextBlock
 from .._errors import (
     ApiError,
@@ -14,10 +14,10 @@ from .._errors import (
     LlmError,
     RateLimitedError,
     ServerError,
-    UnsupportedContentError,
     error_for_status,
     overflow_error,
 )
+from .._inputs import unsupported
 from .._messages import Assistant, Error, Summary, System, ToolCallResultMessage, User
 from .._response import EncryptedReasoning, LlmResponse, StopReason, Usage, reasoning, text
 from .._retry import parse_retry_after
@@ -31,9 +31,11 @@ if TYPE_CHECKING:
     from .._transport._frame import Frame
 
 __all__ = [
+    "COUNT_FIELDS",
     "build_request",
     "classify_error",
     "error_from_event",
+    "file_name",
     "is_reasoning_model",
     "parse_events",
     "responses_input",
@@ -68,16 +70,21 @@ def _user_content(blocks: Any, label: str) -> List[Dict[str, Any]]:
             parts.append({"type": "input_text", "text": b.text})
         elif isinstance(b, Image):
             parts.append({"type": "input_image", "detail": "auto", "image_url": b.as_data_uri()})
-        elif isinstance(b, Audio):
-            raise UnsupportedContentError(
-                f"{label} Responses does not support audio input ({b.mime_type}); send a "
-                "transcript as text, or use a provider that takes audio"
-            )
+        elif isinstance(b, Document):
+            parts.append({"type": "input_file", "filename": file_name(b), "file_data": b.as_data_uri()})
         else:
-            raise UnsupportedContentError(
-                f"{label} Responses cannot send a {type(b).__name__} content block"
-            )
+            raise unsupported(label, b)
     return parts
+
+
+def file_name(doc: Document) -> str:
+    """The file name sent with a document: its ``name``, else ``document`` plus its type's extension."""
+    if doc.name:
+        return doc.name
+    import mimetypes  # only for unnamed documents
+
+    ext = mimetypes.guess_extension(doc.mime_type.split(";")[0].strip()) or ""
+    return f"document{ext}"
 
 
 def _replayed_reasoning(enc: Any) -> List[Dict[str, Any]]:
@@ -232,6 +239,25 @@ def build_request(
     body["store"] = False
     body["stream"] = True
     return body
+
+
+#: The request fields ``POST /responses/input_tokens`` takes (the others, such as
+#: ``stream``, ``store``, ``include``, ``max_output_tokens``, only steer generation).
+COUNT_FIELDS = frozenset(
+    {
+        "model",
+        "input",
+        "instructions",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "reasoning",
+        "text",
+        "truncation",
+        "conversation",
+        "previous_response_id",
+    }
+)
 
 
 # ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from .._call import Parser
-from .._content import Audio, Image
+from .._content import Document, Image
 from .._content import Text as TextBlock
 from .._errors import (
     ApiError,
@@ -16,19 +16,20 @@ from .._errors import (
     LlmError,
     RateLimitedError,
     ServerError,
-    UnsupportedContentError,
     error_for_status,
     overflow_error,
     stamp,
 )
+from .._inputs import unsupported
 from .._messages import Assistant, Error, Summary, System, ToolCallResultMessage, User
 from .._response import EncryptedReasoning, LlmResponse, StopReason, Usage, reasoning, text
 from .._retry import parse_retry_after
 from .._structured import StructuredSupport
+from .._tokens import read_count
 from .._tools import ToolCallError
 from .._transport._http import error_summary
 from .._transport._request import HttpCall
-from ._base import HttpProvider, json_body
+from ._base import Fetch, HttpProvider, count_call, json_body, request_json
 from ._turn import (
     ANSWER_ROOM,
     CLAUDE_STRUCTURED,
@@ -82,16 +83,20 @@ def build_request(
     model: str,
     max_tokens: Optional[int] = None,
     temperature: Optional[float] = None,
+    replay_for: Optional[str] = None,
 ) -> Dict[str, Any]:
     """The JSON body of a streamed Messages request for ``context``.
 
+    Thinking is replayed from turns written by ``replay_for`` (``"provider:model"``,
+    default ``"anthropic:<model>"``; Vertex passes its own). Raises
+    ``UnsupportedContentError`` for audio, which the API does not take.
+    A document goes out as a ``document`` block: a PDF as base64, plain text as text.
     The output schema goes in ``output_config.format`` (``json_schema``), the tool
     choice in ``tool_choice`` (``auto``, ``none``, ``any``, ``tool``), a strict tool's
-    ``strict`` in its definition. Raises ``UnsupportedContentError`` for audio, which
-    the API does not take, and ``ApiRequestError`` for a forced tool choice while
-    thinking (the API refuses that pairing).
+    ``strict`` in its definition; a forced tool choice while thinking raises
+    ``ApiRequestError`` (the API refuses that pairing).
     """
-    system, messages = map_messages(context, model)
+    system, messages = map_messages(context, model, replay_for)
     if max_tokens is None:
         max_tokens = DEFAULT_MAX_TOKENS  # the API requires one
     body: Dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_tokens}
@@ -145,9 +150,11 @@ def thinking_budget(effort: ReasoningEffort) -> int:
     return THINKING_BUDGETS[effort.value]
 
 
-def map_messages(context: Context, model: str) -> Tuple[Optional[str], List[Dict[str, Any]]]:
+def map_messages(
+    context: Context, model: str, replay_for: Optional[str] = None
+) -> Tuple[Optional[str], List[Dict[str, Any]]]:
     """``(system, messages)``: the last System message, and the rest in the API's shape."""
-    replay_for = f"anthropic:{model}"
+    replay_for = replay_for or f"anthropic:{model}"
     system: Optional[str] = None
     out: List[Dict[str, Any]] = []
     for m in context.messages:
@@ -166,11 +173,10 @@ def map_messages(context: Context, model: str) -> Tuple[Optional[str], List[Dict
                             "source": {"type": "base64", "media_type": b.mime_type, "data": b.data},
                         }
                     )
-                elif isinstance(b, Audio):
-                    raise UnsupportedContentError(
-                        "Anthropic does not support audio input; transcribe the audio to text "
-                        "first, or use a provider that takes audio (Ollama, llama.cpp)"
-                    )
+                elif isinstance(b, Document):
+                    blocks.append(document_block(b))
+                else:
+                    raise unsupported("Anthropic", b)
             out.append({"role": "user", "content": blocks})
         elif isinstance(m, Assistant):
             msg = _assistant(m, replay_for)
@@ -197,6 +203,18 @@ def map_messages(context: Context, model: str) -> Tuple[Optional[str], List[Dict
         elif isinstance(m, Summary):
             out.append({"role": "user", "content": HANDOFF_PREFIX + m.content})
     return system, out
+
+
+def document_block(doc: Document) -> Dict[str, Any]:
+    """A ``document`` content block: base64 for a PDF, a text source for plain text."""
+    if doc.mime_type.lower().split(";")[0].strip() == "text/plain":
+        source: Dict[str, Any] = {"type": "text", "media_type": "text/plain", "data": doc.to_bytes().decode("utf-8", "replace")}
+    else:
+        source = {"type": "base64", "media_type": doc.mime_type, "data": doc.data}
+    block: Dict[str, Any] = {"type": "document", "source": source}
+    if doc.name:
+        block["title"] = doc.name
+    return block
 
 
 def _all_tool_results(content: Any) -> bool:
@@ -434,9 +452,9 @@ def classify_error(status: int, headers: Mapping[str, str], body: str, model: Op
 
 
 def _read_error(
-    status: int, headers: Mapping[str, str], body: str, model: Optional[str] = None
+    status: int, headers: Mapping[str, str], body: str, model: Optional[str] = None, label: str = "Anthropic"
 ) -> LlmError:
-    """The typed error for a non-2xx answer from the Messages API."""
+    """The typed error for a non-2xx answer from the Messages API (``label`` names who answered)."""
     try:
         parsed = json.loads(body) if body.strip() else None
     except ValueError:
@@ -444,9 +462,9 @@ def _read_error(
     etype, text_, request_id = _error_fields(parsed)
     if not text_:
         text_ = error_summary(headers, body)
-    label = f"{status} {etype}" if etype else str(status)
+    kind = f"{status} {etype}" if etype else str(status)
     where = f" (request {request_id})" if request_id else ""
-    message = f"Anthropic answered HTTP {label}: {text_}{where}"
+    message = f"{label} answered HTTP {kind}: {text_}{where}"
     if status in (400, 413):
         over = overflow_error(text_, f"{message}; {OVERFLOW_HINT}", status=status, body=body)
         if over is not None:
@@ -512,6 +530,8 @@ class AnthropicProvider(HttpProvider):
 
     max_temperature = 1.0
     default_max_tokens = DEFAULT_MAX_TOKENS
+    # PDF support: https://platform.claude.com/docs/en/build-with-claude/pdf-support
+    inputs = {"image": None, "document": frozenset({"application/pdf", "text/plain"})}
     output_schema_route = "native"
     tool_choices = frozenset({"auto", "none", "required", "tool"})
     strict_tools = True
@@ -544,3 +564,17 @@ class AnthropicProvider(HttpProvider):
             f"{self._base_url}/v1/messages", headers, json_body(body), framing="sse"
         )
         return call, parse_events
+
+    def exact_token_count(self, context: Context, fetch: Fetch) -> Optional[int]:
+        """``POST /v1/messages/count_tokens`` with the request's model, system, messages, tools and thinking."""
+        call, _ = self.build_call(context)
+        request = count_call(
+            call, f"{self._base_url}/v1/messages/count_tokens", request_json(call), keep=COUNT_FIELDS
+        )
+        return read_count(fetch(request), "input_tokens", where="Anthropic's count_tokens")
+
+
+#: The Messages request fields that ``messages/count_tokens`` takes; the others
+#: (``max_tokens``, ``stream``, ``temperature``, top-level ``cache_control``) only
+#: steer generation.
+COUNT_FIELDS = frozenset({"model", "system", "messages", "tools", "tool_choice", "thinking", "output_config"})

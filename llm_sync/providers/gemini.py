@@ -6,7 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 from .._call import Parser
-from .._content import Audio, Image
+from .._content import Audio, Document, Image
 from .._content import Text as TextBlock
 from .._errors import (
     ApiError,
@@ -20,16 +20,18 @@ from .._errors import (
     overflow_error,
     stamp,
 )
+from .._inputs import unsupported
 from .._json import loads_event
 from .._messages import Assistant, Summary, System, ToolCallResultMessage, User
 from .._response import EncryptedReasoning, LlmResponse, StopReason, Usage, reasoning, text
 from .._retry import parse_retry_after
 from .._structured import StructuredSupport
+from .._tokens import read_count
 from .._tools import ToolCallError
 from .._transport._frame import DEFAULT_MAX_EVENT_BYTES
 from .._transport._http import default_classifier
 from .._transport._request import HttpCall
-from ._base import HttpProvider, json_body
+from ._base import Fetch, HttpProvider, count_call, json_body, request_json
 from ._turn import HANDOFF_PREFIX, OVERFLOW_HINT, Turn, count, stop_reason
 
 if TYPE_CHECKING:
@@ -198,24 +200,34 @@ def _user_parts(message: Any) -> List[Dict[str, Any]]:
     for block in message.content:
         if isinstance(block, TextBlock):
             parts.append({"text": block.text})
-        elif isinstance(block, (Image, Audio)):
-            # Gemini reads images and audio (wav, mp3, aiff, aac, ogg, flac) inline.
+        elif isinstance(block, (Image, Audio, Document)):
+            # Gemini reads images, audio (wav, mp3, aiff, aac, ogg, flac) and documents
+            # (PDF, text) inline: https://ai.google.dev/gemini-api/docs/document-processing
             parts.append({"inlineData": {"mimeType": block.mime_type, "data": block.data}})
+        else:
+            raise unsupported("Gemini", block)
     return parts
 
 
 def build_request(
-    context: Context, model: str, *, max_tokens: Optional[int] = None, temperature: Optional[float] = None
+    context: Context,
+    model: str,
+    *,
+    max_tokens: Optional[int] = None,
+    temperature: Optional[float] = None,
+    replay_for: Optional[str] = None,
 ) -> Dict[str, Any]:
     """The ``streamGenerateContent`` body for ``context`` sent to ``model``.
 
+    Thought signatures are replayed from turns written by ``replay_for``
+    (``"provider:model"``, default ``"gemini:<model>"``; Vertex passes its own).
     The output schema goes in ``generationConfig.responseJsonSchema`` (full JSON
     Schema, unlike the OpenAPI-subset ``responseSchema``) with ``responseMimeType``
     ``application/json``; the tool choice in ``toolConfig.functionCallingConfig``
     (``AUTO``, ``NONE``, ``ANY``, ``ANY`` with ``allowedFunctionNames``); strict tools
     turn ``AUTO`` into ``VALIDATED``, which holds calls to their schemas.
     """
-    target = f"{PROVIDER_ID}:{model}"
+    target = replay_for or f"{PROVIDER_ID}:{model}"
     gemini3 = _is_gemini3_or_later(model)
     system: List[Dict[str, Any]] = []
     contents: List[Dict[str, Any]] = []
@@ -318,14 +330,21 @@ def error_from_event(
     body: Optional[str] = None,
     retry_after: Optional[float] = None,
     where: str = "",
+    label: str = "Gemini",
+    key_hint: str = "check GEMINI_API_KEY",
+    models_hint: str = "GET {base_url}/models lists them",
 ) -> LlmError:
-    """The typed error for a Gemini ``error`` object (google.rpc.Status: code, message, status)."""
+    """The typed error for a Gemini ``error`` object (google.rpc.Status: code, message, status).
+
+    ``label``, ``key_hint`` and ``models_hint`` name the service and the fixes (Vertex
+    AI answers in the same shape with other credentials).
+    """
     code = error.get("code")
     if status is None and isinstance(code, int):
         status = code
     word = str(error.get("status") or "")
     message = str(error.get("message") or "") or "(no message)"
-    head = f"Gemini answered{where} HTTP {status}" if status is not None else f"Gemini reported{where} an error"
+    head = f"{label} answered{where} HTTP {status}" if status is not None else f"{label} reported{where} an error"
     text_ = f"{head} {word}: {message}" if word else f"{head}: {message}"
     kw: Dict[str, Any] = {"status": status, "body": body}
     over = overflow_error(message, f"{text_}; {OVERFLOW_HINT}", **kw)
@@ -338,10 +357,10 @@ def error_from_event(
     if word in ("UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED", "UNKNOWN") or (status or 0) >= 500:
         return ServerError(text_, retry_after=retry_after, **kw)
     if word in ("UNAUTHENTICATED", "PERMISSION_DENIED") or _has_reason(error, "API_KEY_INVALID"):
-        return InvalidApiKeyError(text_ + "; check GEMINI_API_KEY", **kw)
+        return InvalidApiKeyError(f"{text_}; {key_hint}", **kw)
     if word == "NOT_FOUND" or status == 404:
         return ApiError(
-            f"{text_}; check the model name {model!r} (GET {{base_url}}/models lists them)"
+            f"{text_}; check the model name {model!r} ({models_hint})"
             if model
             else text_,
             **kw,
@@ -367,8 +386,10 @@ def classify_error(status: int, headers: Mapping[str, str], body: str, model: Op
     return stamp(_read_error(status, headers, body, model), "gemini", model or None)
 
 
-def _read_error(status: int, headers: Mapping[str, str], body: str, model: Optional[str] = None) -> LlmError:
-    """The typed error for a non-2xx answer from Gemini."""
+def _read_error(
+    status: int, headers: Mapping[str, str], body: str, model: Optional[str] = None, **names: str
+) -> LlmError:
+    """The typed error for a non-2xx answer from Gemini (``names``: ``label`` and hints, see ``error_from_event``)."""
     retry_after = parse_retry_after(headers)
     try:
         parsed = json.loads(body)
@@ -378,10 +399,10 @@ def _read_error(status: int, headers: Mapping[str, str], body: str, model: Optio
     if error is None:
         # Not Gemini's JSON (a proxy's HTML page, an empty body): the status decides,
         # though an overflow text is still recognised.
-        err = default_classifier(status, headers, body, provider="Gemini")
+        err = default_classifier(status, headers, body, provider=names.get("label", "Gemini"))
         over = overflow_error(body, err.message, status=status, body=body)
         return over if over is not None else err
-    return error_from_event(error, status=status, model=model, body=body, retry_after=retry_after)
+    return error_from_event(error, status=status, model=model, body=body, retry_after=retry_after, **names)
 
 
 # ---------------------------------------------------------------------------
@@ -730,6 +751,7 @@ class GeminiProvider(HttpProvider):
     key_variable = "GEMINI_API_KEY"
     key_aliases = ("GOOGLE_API_KEY",)
     base_url_variable = "GEMINI_BASE_URL"
+    inputs = {"image": None, "audio": None, "document": None}
     output_schema_route = "native"
     tool_choices = frozenset({"auto", "none", "required", "tool"})
     strict_tools = True
@@ -763,3 +785,15 @@ class GeminiProvider(HttpProvider):
             framing="ndjson",
         )
         return call, parse_events
+
+    def exact_token_count(self, context: Context, fetch: Fetch) -> Optional[int]:
+        """``POST {base}/models/{model}:countTokens`` with the whole request as ``generateContentRequest``.
+
+        That form counts the system instruction, tools and generation config too, as
+        ``usageMetadata.promptTokenCount`` does for the same request.
+        """
+        call, _ = self.build_call(context)
+        path = _model_path(self._model)
+        body = {"generateContentRequest": {"model": path, **request_json(call)}}
+        request = count_call(call, f"{self._base_url}/{path}:countTokens", body)
+        return read_count(fetch(request), "totalTokens", where="Gemini's countTokens")

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, FrozenSet, Mapping, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, FrozenSet, Mapping, Optional, TypeVar
 from urllib.parse import urlsplit
 
+from .._content import Text
+from .._errors import JsonParsingError
 from .._keys import setting
-from .._timeouts import TimeoutSpec
+from .._messages import User
+from .._transport._request import HttpCall
+from ._base import Fetch, count_call, request_json
 from .openai_compatible import OpenAiCompatibleProvider
+
+if TYPE_CHECKING:
+    from .._context import Context
 
 __all__ = ["DEFAULT_HOST", "LlamaCppProvider", "llama_cpp_host_url"]
 
@@ -94,8 +101,10 @@ class LlamaCppProvider(OpenAiCompatibleProvider):
     base_url_variable: ClassVar[Optional[str]] = "LLAMA_CPP_HOST"
     chat_path: ClassVar[str] = "/v1/chat/completions"
     send_reasoning_effort: ClassVar[bool] = False
-    # llama.cpp takes wav/mp3 input_audio parts for models loaded with an audio projector.
+    # llama.cpp takes wav/mp3 input_audio parts for models loaded with an audio projector,
+    # images with a vision projector, and no documents.
     accepts_audio: ClassVar[bool] = True
+    inputs: ClassVar[Mapping[str, Optional[FrozenSet[str]]]] = {"image": None}
     # tool_choice is a word only (the server refuses an object); a named tool is sent
     # as that one tool with "required". Tool calls and response_format's json_schema are
     # grammar-constrained, so strict holds whatever the flag says.
@@ -107,31 +116,17 @@ class LlamaCppProvider(OpenAiCompatibleProvider):
         *,
         model: Optional[str] = None,
         base_url: Optional[str] = None,
-        timeout: TimeoutSpec = None,
-        max_retries: Optional[int] = None,
-        max_tokens: Optional[int] = None,
-        temperature: Optional[float] = None,
-        headers: Optional[Mapping[str, str]] = None,
-        extra_body: Optional[Mapping[str, Any]] = None,
         context_window: Optional[int] = None,
+        **options: Any,
     ) -> None:
+        """``options`` are OpenAiCompatibleProvider's (``timeout``, ``max_tokens``, ``headers``, ...)."""
         if base_url is None and isinstance(api_key, str) and "://" in api_key:
             # LlamaCppProvider("http://localhost:8080"): an address is never a key.
             base_url, api_key = api_key, None
         raw = setting(base_url, "LLAMA_CPP_HOST")
         host = llama_cpp_host_url(raw) if raw else DEFAULT_HOST
         window = _check_window(context_window)
-        super().__init__(
-            api_key,
-            model=model or _NO_MODEL,
-            base_url=host,
-            timeout=timeout,
-            max_retries=max_retries,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            headers=headers,
-            extra_body=extra_body,
-        )
+        super().__init__(api_key, model=model or _NO_MODEL, base_url=host, **options)
         self._model = model or ""
         self._context_window = window
 
@@ -155,6 +150,46 @@ class LlamaCppProvider(OpenAiCompatibleProvider):
     def context_window(self) -> Optional[int]:
         """The ``context_window`` given (llama.cpp models are not in the catalog)."""
         return self._context_window
+
+    def exact_token_count(self, context: Context, fetch: Fetch) -> Optional[int]:
+        """The server's own count: ``POST /apply-template`` with the chat request, then ``POST /tokenize``.
+
+        The template is the one the server applies to ``/v1/chat/completions`` (tools
+        and template options included, the generation prompt added), and the
+        prompt is tokenized with special tokens parsed and BOS added as the server
+        does for a completion, so the count equals the ``Usage.input_tokens`` the
+        same server reports for the same context. Images and audio are turned into
+        embeddings the tokenizer does not see: with those the estimate is given.
+        """
+        if any(
+            not isinstance(b, Text) for m in context.messages if isinstance(m, User) for b in m.content
+        ):
+            return None
+        call, _ = self.build_call(context)
+        body = request_json(call)
+        for generation_only in ("stream", "stream_options", "max_tokens", "temperature"):
+            body.pop(generation_only, None)
+        answer = fetch(count_call(call, f"{self._base_url}/apply-template", body))
+        prompt = _field(answer, "prompt", str, "/apply-template")
+        tokenize = {"content": prompt, "add_special": True, "parse_special": True}
+        tokens = _field(fetch(count_call(call, f"{self._base_url}/tokenize", tokenize)), "tokens", list, "/tokenize")
+        return len(tokens)
+
+    def server_context_window(self, fetch: Fetch) -> Optional[int]:
+        """The server's context size per request: ``GET /props`` ``default_generation_settings.n_ctx``."""
+        headers = {"accept": "application/json"}
+        if self._api_key:
+            headers["authorization"] = f"Bearer {self._api_key}"
+        props = fetch(HttpCall(f"{self._base_url}/props", headers, None, method="GET"))
+        n = props.get("default_generation_settings", {}).get("n_ctx") if isinstance(props, dict) else None
+        return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
+
+
+def _field(answer: Any, key: str, kind: type, endpoint: str) -> Any:
+    found = answer.get(key) if isinstance(answer, dict) else None
+    if not isinstance(found, kind):
+        raise JsonParsingError(f"llama.cpp's {endpoint} answered without {key!r}: {str(answer)[:200]!r}")
+    return found
 
 
 def _check_window(n: Optional[int]) -> Optional[int]:

@@ -8,7 +8,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 from .._call import Parser
-from .._content import Audio, Image
+from .._content import Image
 from .._content import Text as TextBlock
 from .._errors import (
     ApiError,
@@ -18,11 +18,11 @@ from .._errors import (
     RateLimitedError,
     ServerError,
     StreamInterruptedError,
-    UnsupportedContentError,
     error_for_status,
     overflow_error,
     stamp,
 )
+from .._inputs import unsupported
 from .._keys import setting
 from .._messages import Assistant, Summary, System, ToolCallResultMessage, User
 from .._model import LlmModel
@@ -33,7 +33,7 @@ from .._timeouts import TimeoutSpec
 from .._transport._http import error_summary
 from .._transport._ndjson import UNTERMINATED
 from .._transport._request import HttpCall
-from ._base import HttpProvider, json_body
+from ._base import Fetch, HttpProvider, json_body
 from ._turn import HANDOFF_PREFIX, Turn, count, decode_event, stop_reason
 from .openai_compatible import OpenAiCompatibleProvider
 
@@ -49,6 +49,7 @@ __all__ = [
     "error_from_event",
     "ollama_host_url",
     "parse_events",
+    "show_window",
     "think_value",
 ]
 
@@ -120,6 +121,24 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def show_window(shown: Any) -> Optional[int]:
+    """The context window in an ``/api/show`` answer: ``num_ctx`` in ``parameters``, else ``<arch>.context_length``."""
+    if not isinstance(shown, dict):
+        return None
+    params = shown.get("parameters")
+    if isinstance(params, str):
+        for line in params.splitlines():
+            name, _, rest = line.strip().partition(" ")
+            if name == "num_ctx" and rest.strip().isdigit():
+                return int(rest.strip())
+    info = shown.get("model_info")
+    if isinstance(info, dict):
+        for key, v in info.items():
+            if key.endswith(".context_length") and isinstance(v, int) and not isinstance(v, bool) and v > 0:
+                return v
+    return None
 
 
 # ---------------------------------------------------------------------------
@@ -199,11 +218,8 @@ def _user_message(m: Any) -> Dict[str, Any]:
             texts.append(block.text)
         elif isinstance(block, Image):
             images.append(block.data)  # Ollama takes bare base64, no data: URI
-        elif isinstance(block, Audio):
-            raise UnsupportedContentError(
-                f"Ollama's /api/chat does not take audio input ({block.mime_type}); transcribe it "
-                "first or use a provider that accepts audio"
-            )
+        else:
+            raise unsupported("Ollama", block)
     out: Dict[str, Any] = {"role": "user", "content": "\n".join(texts)}
     if images:
         out["images"] = images
@@ -514,6 +530,22 @@ class OllamaProvider(HttpProvider):
 
     def model(self) -> Optional[LlmModel]:
         return LlmModel(self.provider_id, self._model, display_name=f"Ollama {self._model}")
+
+    def server_context_window(self, fetch: Fetch) -> Optional[int]:
+        """What ``POST /api/show`` says of the model: its ``num_ctx`` parameter, else its context length.
+
+        The ``num_ctx`` option (``with_options(num_ctx=...)``), when set, is
+        :meth:`context_window` and wins. Without either, Ollama runs the model at
+        the server's default ``num_ctx`` (``OLLAMA_CONTEXT_LENGTH``), which the API
+        does not report and which may be smaller than the model's context length;
+        Ollama then cuts the prompt rather than refusing it, so set ``num_ctx`` to
+        make the check exact.
+        """
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if self._api_key:
+            headers["authorization"] = f"Bearer {self._api_key}"
+        shown = fetch(HttpCall(f"{self._base_url}/api/show", headers, json_body({"model": self._model})))
+        return show_window(shown)
 
     # -- streaming ---------------------------------------------------------------
 

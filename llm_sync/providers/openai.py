@@ -8,13 +8,13 @@ from urllib.parse import urlsplit
 from .._call import Parser
 from .._errors import LlmError
 from .._keys import setting
+from .._tokens import read_count
 from .._transport._request import HttpCall
-from ._base import HttpProvider, json_body
-from ._responses import build_request, classify_error, parse_events
+from ._base import Fetch, HttpProvider, count_call, json_body, request_json
+from ._responses import COUNT_FIELDS, build_request, classify_error, parse_events
 
 if TYPE_CHECKING:
     from .._context import Context
-    from .._timeouts import TimeoutSpec
 
 __all__ = ["OpenAiProvider"]
 
@@ -37,6 +37,9 @@ class OpenAiProvider(HttpProvider):
     key_variable = "OPENAI_API_KEY"
     key_required = True
     base_url_variable = "OPENAI_BASE_URL"
+    # File inputs (input_file takes PDFs and many other types):
+    # https://developers.openai.com/api/docs/guides/file-inputs
+    inputs = {"image": None, "document": None}
     # text.format json_schema, tool_choice (word or {"type": "function"}), tools[].strict.
     output_schema_route = "native"
     tool_choices = frozenset({"auto", "none", "required", "tool"})
@@ -46,25 +49,13 @@ class OpenAiProvider(HttpProvider):
         self,
         api_key: Optional[str] = None,
         *,
-        model: Optional[str] = None,
-        base_url: Optional[str] = None,
-        timeout: TimeoutSpec = None,
-        max_retries: Optional[int] = None,
-        max_tokens: Optional[int] = None,
-        temperature: Optional[float] = None,
         organization: Optional[str] = None,
         project: Optional[str] = None,
         encrypted_reasoning: Optional[bool] = None,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            api_key,
-            model=model,
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-            max_tokens=max_tokens,
-            temperature=temperature,
-        )
+        """``options`` are every provider's keywords (``model``, ``base_url``, ``timeout``, ...)."""
+        super().__init__(api_key, **options)
         self._organization = setting(organization, "OPENAI_ORG_ID")
         self._project = setting(project, "OPENAI_PROJECT_ID")
         self._encrypted_reasoning = encrypted_reasoning
@@ -105,3 +96,9 @@ class OpenAiProvider(HttpProvider):
             framing="sse",
         )
         return call, parse_events
+
+    def exact_token_count(self, context: Context, fetch: Fetch) -> Optional[int]:
+        """``POST {base}/responses/input_tokens`` with the request's input, instructions, tools and reasoning."""
+        call, _ = self.build_call(context)
+        request = count_call(call, f"{self._base_url}/responses/input_tokens", request_json(call), keep=COUNT_FIELDS)
+        return read_count(fetch(request), "input_tokens", where="OpenAI's responses/input_tokens")

@@ -11,7 +11,7 @@ from .._keys import setting
 from .._timeouts import TimeoutSpec
 from .._transport._request import HttpCall
 from ._base import HttpProvider, json_body
-from ._chat import SchemaTransform, build_request, classify_error, parse_events
+from ._chat import AUDIO_TYPES, SchemaTransform, build_request, classify_error, parse_events
 
 if TYPE_CHECKING:
     from .._context import Context
@@ -59,6 +59,12 @@ class OpenAiCompatibleProvider(HttpProvider):
     keeps_reasoning_details: ClassVar[bool] = False
     #: Applied to each tool's parameter schema (a copy) before sending.
     schema_transform: ClassVar[Optional[SchemaTransform]] = None
+    # Chat completions take images and PDFs (a "file" part; PDF only):
+    # https://developers.openai.com/api/docs/guides/file-inputs ; audio per accepts_audio.
+    inputs: ClassVar[Mapping[str, Optional[FrozenSet[str]]]] = {
+        "image": None,
+        "document": frozenset({"application/pdf"}),
+    }
     #: The output schema goes in ``response_format`` as ``json_schema`` (``"json"``:
     #: ``json_object`` plus the schema as an instruction, for servers without it).
     output_schema_route: ClassVar[Optional[str]] = "native"
@@ -145,6 +151,12 @@ class OpenAiCompatibleProvider(HttpProvider):
         return classify_error(
             status, headers, body, model=self._model, label=self.label, key_variable=self.key_variable
         )
+
+    def input_types(self) -> Mapping[str, Optional[FrozenSet[str]]]:
+        """:attr:`inputs`, plus wav/mp3 audio when :attr:`accepts_audio`."""
+        if self.accepts_audio:
+            return {**self.inputs, "audio": AUDIO_TYPES}
+        return self.inputs
 
     def build_call(self, context: Context) -> Tuple[HttpCall, Parser]:
         call = HttpCall(

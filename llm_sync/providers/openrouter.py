@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Dict, Mapping, Optional, TypeVar
 
-from .._timeouts import TimeoutSpec
 from ._chat import build_request
 from .openai_compatible import OpenAiCompatibleProvider
 
@@ -80,28 +79,12 @@ class OpenRouterProvider(OpenAiCompatibleProvider):
         self,
         api_key: Optional[str] = None,
         *,
-        model: Optional[str] = None,
-        base_url: Optional[str] = None,
-        timeout: TimeoutSpec = None,
-        max_retries: Optional[int] = None,
-        max_tokens: Optional[int] = None,
-        temperature: Optional[float] = None,
-        headers: Optional[Mapping[str, str]] = None,
-        extra_body: Optional[Mapping[str, Any]] = None,
         app_url: Optional[str] = None,
         app_title: Optional[str] = None,
+        **options: Any,
     ) -> None:
-        super().__init__(
-            api_key,
-            model=model,
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            headers=headers,
-            extra_body=extra_body,
-        )
+        """``options`` are OpenAiCompatibleProvider's (``model``, ``base_url``, ``timeout``, ...)."""
+        super().__init__(api_key, **options)
         self._app_url = app_url
         self._app_title = app_title
 

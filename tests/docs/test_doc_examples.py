@@ -126,6 +126,7 @@ def test_console_examples_run(page: Path, line: int, command: str, fake_env: Fak
     (shim / "llm-sync").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m llm_sync "$@"\n')
     (shim / "llm-sync").chmod(0o755)
     env = dict(os.environ)
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")  # `llm-sync chat` keeps conversations there
     env["PATH"] = f"{shim}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(REPO)
     done = subprocess.run(

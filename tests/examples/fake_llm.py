@@ -66,6 +66,9 @@ class FakeLlmServer(LoopbackServer):
         body = req.json()
         if path.endswith("/v1/messages"):
             return self._anthropic(body, len(req.body))
+        if path.endswith("/v1/messages/count_tokens"):
+            # The stand-in's tokenizer: four bytes of request a token, as its usage counts.
+            return Reply.json({"input_tokens": len(req.body) // 4})
         if path.endswith("/chat/completions"):
             return self._chat(body, len(req.body))
         return Reply(status=404, headers={"content-type": "text/plain"}, body=[b"unknown path " + path.encode()])

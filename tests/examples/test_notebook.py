@@ -17,6 +17,7 @@ from typing import Any, Dict, List
 import pytest
 
 from tests.examples.fake_llm import FakeLlmServer
+from tests.support.local_model import needs_local
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -99,3 +100,32 @@ def test_notebook_runs_and_an_interrupt_stops_a_stalled_stream(
         bodies = [r.json() for r in server.requests]
         assert bodies[-1]["messages"][0]["content"][0]["text"] == "Still there?"
         assert server.errors == []
+
+
+# With no key at all, the notebook uses the embedded model and runs to the end, in a real kernel.
+@needs_local
+@pytest.mark.leaks_allowed  # jupyter_client's zmq context, as above
+def test_notebook_runs_to_the_end_with_no_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    nb = nbformat.read(str(NOTEBOOK), as_version=4)
+    for name in list(os.environ):
+        if name.endswith(("_API_KEY", "_BASE_URL")) or name == "LLM_SYNC_NOTEBOOK_BASE_URL":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", f"{REPO}{os.pathsep}{path}" if path else str(REPO))
+    client = nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute()  # raises CellExecutionError if a cell fails (the tagged one included)
+    cells = [c for c in nb.cells if c.cell_type == "code"]
+    setup, streamed, collected, tools, stalled, after, loop = cells
+    assert "LlamaCppProvider(model='gemma-3-270m'" in "".join(
+        o.get("data", {}).get("text/plain", "") for o in setup.outputs
+    )
+    assert _stdout(streamed).strip()
+    assert _stdout(collected).splitlines()[-1].startswith("tokens in/out: ")
+    assert _stdout(tools).startswith("the model answered without calling the tool: ")
+    assert "Done(" in _stdout(stalled)  # not interrupted here: a real model finishes
+    assert _stdout(after).splitlines() == ["stream closed: True", "reader threads: []"]
+    assert _stdout(loop).splitlines()[0] == "a loop is running in this cell"
+    assert all(_errors(c) == [] for c in cells)

@@ -12,11 +12,20 @@ from typing import Dict, Iterator, List, Optional
 import pytest
 
 from tests.examples.fake_llm import FakeLlmServer
+from tests.support.local_model import needs_local
 from tests.support.server import Reply
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 KEY = "sk-ant-scripts-test-key-0123456789"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One cache folder for the module's scripts (the local model's checked-parts stamp)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield
 
 
 def run(script: str, args: List[str], env: Optional[Dict[str, str]] = None, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -25,7 +34,7 @@ def run(script: str, args: List[str], env: Optional[Dict[str, str]] = None, stdi
     full.update(env or {})
     return subprocess.run(
         [sys.executable, str(EXAMPLES / script), *args],
-        env=full, input=stdin, capture_output=True, text=True, timeout=60, cwd=str(REPO),
+        env=full, input=stdin, capture_output=True, text=True, timeout=120, cwd=str(REPO),
     )
 
 
@@ -139,3 +148,44 @@ def test_batch_reports_failures_and_reads_stdin(llm: FakeLlmServer) -> None:
     assert lines[0]["error"].startswith("ApiError:")
     assert lines[1]["answer"] == "You said: second"
     assert "2/2, 1 failed" in done.stderr
+
+
+def test_fallback_skips_a_model_without_a_key(llm: FakeLlmServer) -> None:
+    done = run("fallback.py", ["-m", f"anthropic:claude-sonnet-4-5,{compatible(llm)}", "Hi"])
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("[anthropic:claude-sonnet-4-5 skipped: no API key for Anthropic")
+    assert "You said: Hi" in done.stdout
+    assert [r.path_only for r in llm.requests] == ["/v1/chat/completions"]
+
+
+@pytest.mark.parametrize("script", ["hello.py", "reasoning.py", "tools_loop.py", "batch.py", "fallback.py"])
+def test_without_a_key_a_script_exits_with_one_clear_line(script: str) -> None:
+    done = run(script, ["-m", "anthropic:claude-sonnet-4-5"], stdin="a question\n")
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()[-1:]
+    assert line.startswith(f"{script}: ") and "ANTHROPIC_API_KEY" in line, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_tools_loop_says_the_local_model_cannot_call_tools() -> None:
+    done = run("tools_loop.py", [])  # no key: the default is the local model
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("tools_loop.py: the embedded local model cannot call tools; pass -m")
+
+
+@needs_local
+def test_with_no_key_the_scripts_use_the_local_model() -> None:
+    hello = run("hello.py", ["What", "is", "the", "capital", "of", "France?"])
+    assert hello.returncode == 0, hello.stderr
+    assert hello.stdout.startswith("[llama.cpp (gemma-3-270m)]\n") and "Paris" in hello.stdout
+    fallback = run("fallback.py", ["What is the capital of France?"])
+    assert fallback.returncode == 0, fallback.stderr
+    assert "Paris" in fallback.stdout and "[answered by llama.cpp (gemma-3-270m)]" in fallback.stdout
+    assert fallback.stderr.count("skipped: no API key") == 2  # anthropic, then openai
+    reasoning = run("reasoning.py", ["What is the capital of Japan?"])
+    assert reasoning.returncode == 0, reasoning.stderr
+    assert "[answer]" in reasoning.stdout and "Tokyo" in reasoning.stdout
+    batch = run("batch.py", ["-j", "2"], stdin="What is the capital of France?\nWhat is the capital of Japan?\n")
+    assert batch.returncode == 0, batch.stderr
+    answers = [json.loads(line)["answer"] for line in batch.stdout.splitlines()]
+    assert "Paris" in answers[0] and "Tokyo" in answers[1]

@@ -31,7 +31,6 @@ from llm_sync import (
     ToolCallError,
     ToolCallRequest,
     ToolCallResult,
-    ToolDefinition,
     UnsupportedContentError,
 )
 from llm_sync._messages import EncryptedReasoningContent
@@ -43,6 +42,7 @@ from llm_sync.providers.codex import (
 )
 from tests.support.replay import kinds, split_every
 from tests.support.server import LoopbackServer, RecordedRequest, Reply
+from tests.support.tools import WEATHER
 
 SSE_FILES = [
     "aether_01_minimal.sse",
@@ -57,11 +57,6 @@ SSE_FILES = [
 # What the Codex backend sends instead of text/event-stream (or nothing at all).
 NOT_SSE = {"content-type": "application/json"}
 ACCOUNT = "acct-0a1b2c3d"
-WEATHER = ToolDefinition(
-    "get_weather",
-    "Weather for a city.",
-    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-)
 
 
 def jwt(exp_in: float = 3600.0, account: Optional[str] = ACCOUNT, tag: str = "a") -> str:
@@ -364,7 +359,7 @@ def test_body_system_tools_effort_cache_key_image_and_results() -> None:
 
 def test_audio_is_refused_before_sending(server: LoopbackServer) -> None:
     ctx = Context([ChatMessage.User([ContentBlock.Audio("UklGRg==", "audio/wav")])])
-    with pytest.raises(UnsupportedContentError, match="Codex Responses does not support audio"):
+    with pytest.raises(UnsupportedContentError, match="Codex does not take audio input"):
         list(provider(server).stream_response(ctx))
     assert server.requests == []
 

@@ -27,7 +27,6 @@ from llm_sync import (
     ToolCallError,
     ToolCallRequest,
     ToolCallResult,
-    ToolDefinition,
     UnsupportedContentError,
 )
 from llm_sync.providers.ollama import (
@@ -39,12 +38,9 @@ from llm_sync.providers.ollama import (
 )
 from tests.support.replay import kinds, only, split_every, stream_body
 from tests.support.server import LoopbackServer, Reply, ndjson
+from tests.support.tools import weather
 
-WEATHER = ToolDefinition(
-    "get_weather",
-    "Weather for a city",
-    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-)
+WEATHER = weather("Weather for a city")
 
 
 @pytest.fixture(autouse=True)

@@ -27,7 +27,6 @@ from llm_sync import (
     ToolCallError,
     ToolCallRequest,
     ToolCallResult,
-    ToolDefinition,
     UnsupportedContentError,
 )
 from llm_sync._messages import EncryptedReasoningContent
@@ -38,14 +37,10 @@ from llm_sync.providers._responses import parse_events as parse_responses_events
 from llm_sync.providers.openai import OpenAiProvider
 from tests.support.replay import kinds, stream_body
 from tests.support.server import LoopbackServer, Reply
+from tests.support.tools import WEATHER
 
 KEY = "sk-test-openai-abcdef123456"
 SSE = {"content-type": "text/event-stream"}
-WEATHER = ToolDefinition(
-    "get_weather",
-    "Weather for a city.",
-    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-)
 
 
 def provider(server: LoopbackServer, model: str = "gpt-5", **kw: Any) -> OpenAiProvider:

@@ -26,7 +26,6 @@ from llm_sync import (
     ToolCallError,
     ToolCallRequest,
     ToolCallResult,
-    ToolDefinition,
     UnsupportedContentError,
 )
 from llm_sync._transport._frame import Frame
@@ -34,6 +33,7 @@ from llm_sync.providers._chat import ToolCallCollector, build_request, parse_eve
 from llm_sync.providers.openai_compatible import OpenAiCompatibleProvider
 from tests.support.replay import kinds, only, split_every, stream_body
 from tests.support.server import LoopbackServer, Reply, sse
+from tests.support.tools import weather
 
 # ---------------------------------------------------------------------------
 # Hand-written chunks.
@@ -454,7 +454,7 @@ def test_404_names_the_model(server: LoopbackServer) -> None:
 # ---------------------------------------------------------------------------
 # Request building.
 
-WEATHER = ToolDefinition("get_weather", "Weather for a city", {"type": "object", "properties": {"city": {"type": "string"}}})
+WEATHER = weather("Weather for a city", required=False)
 PNG = "iVBORw0KGgo="
 
 

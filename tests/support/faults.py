@@ -12,7 +12,7 @@ import gzip
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import formatdate
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
@@ -42,6 +42,8 @@ KEYS: Dict[str, str] = {
     "gemini": "AIzaFAULTKEY-gemini-0123456789abcdef",
     "bedrock": "bedrock-api-key-FAULTKEY-0123456789abcdef",
     "ollama": "ollama-FAULTKEY-0123456789abcdef",
+    "openai_compatible": "sk-chat-FAULTKEY-compatible-0123456789abcdef",
+    "codex": "codex-access-FAULTKEY-0123456789abcdef",
 }
 
 SSE_TYPE = "text/event-stream"
@@ -68,6 +70,8 @@ class Flavor:
     keepalive: Optional[bytes]  # bytes that make no event (None: the framing has no such thing)
     error_json: Callable[[int], Any]  # the provider's JSON error body for a status, message ERROR_MESSAGE
     big: Callable[[int], bytes] = field(repr=False, default=lambda n: b"")  # a text event of ~n bytes
+    # The variable the provider reads its key from (None: it takes keys only as arguments).
+    key_variable: Optional[str] = None
 
     def provider(
         self,
@@ -179,6 +183,7 @@ ANTHROPIC = Flavor(
         "request_id": "req_fault",
     },
     big=lambda n: _anthropic_text("x" * n),
+    key_variable="ANTHROPIC_API_KEY",
 )
 
 
@@ -232,6 +237,7 @@ OPENAI = Flavor(
         "error": {"message": ERROR_MESSAGE, "type": _OPENAI_TYPES.get(status, "server_error"), "param": None, "code": None}
     },
     big=lambda n: _openai_text("x" * n),
+    key_variable="OPENAI_API_KEY",
 )
 
 
@@ -276,6 +282,7 @@ GEMINI = Flavor(
         "error": {"code": status, "message": ERROR_MESSAGE, "status": _GOOGLE_STATUS.get(status, "UNKNOWN")}
     },
     big=lambda n: _gemini_text("x" * n),
+    key_variable="GEMINI_API_KEY",
 )
 
 
@@ -328,6 +335,7 @@ BEDROCK = Flavor(
     keepalive=None,
     error_json=lambda status: {"message": ERROR_MESSAGE},
     big=lambda n: _bedrock_text("x" * n),
+    key_variable="AWS_BEARER_TOKEN_BEDROCK",
 )
 
 
@@ -372,9 +380,60 @@ OLLAMA = Flavor(
     keepalive=b"\n",
     error_json=lambda status: {"error": ERROR_MESSAGE},
     big=lambda n: _ollama_text("x" * n),
+    key_variable="OLLAMA_API_KEY",
 )
 
-FLAVORS: Dict[str, Flavor] = {f.name: f for f in (ANTHROPIC, OPENAI, GEMINI, BEDROCK, OLLAMA)}
+# -- Chat completions (SSE): OpenAiCompatibleProvider, and through it OpenRouter, llama.cpp, presets
+
+
+def _chat(url: str, key: str, timeout: Any, retries: int) -> HttpProvider:
+    from llm_sync.providers.openai_compatible import OpenAiCompatibleProvider
+
+    return OpenAiCompatibleProvider(key, model="chat-test", base_url=f"{url}/v1", timeout=timeout, max_retries=retries)
+
+
+def _chat_chunk(delta: Dict[str, Any], finish: Optional[str] = None, **extra: Any) -> bytes:
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    return sse_event(None, {"id": "chatcmpl-fault-1", "object": "chat.completion.chunk", "choices": [choice], **extra})
+
+
+CHAT = Flavor(
+    name="openai_compatible",
+    framing="sse",
+    content_type=SSE_TYPE,
+    build=_chat,
+    start=[_chat_chunk({"role": "assistant", "content": ""})],
+    text=lambda t: _chat_chunk({"content": t}),
+    end=[
+        _chat_chunk({}, "stop"),
+        sse_event(None, {"id": "chatcmpl-fault-1", "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 7}}),
+        b"data: [DONE]\n\n",
+    ],
+    overload=sse_event(None, {"error": {"message": "The server is overloaded", "type": "server_error", "code": 503}}),
+    unknown=sse_event(None, {"id": "chatcmpl-fault-1", "object": "future.thing", "choices": [], "future": {"x": 1}}),
+    bad_json=b'data: {"id": "chatcmpl-fault-1", "choices": [\n\n',
+    keepalive=b": OPENROUTER PROCESSING\n\n",
+    error_json=lambda status: {
+        "error": {"message": ERROR_MESSAGE, "type": _OPENAI_TYPES.get(status, "server_error"), "param": None, "code": None}
+    },
+    big=lambda n: _chat_chunk({"content": "x" * n}),
+    key_variable="OPENAI_COMPATIBLE_API_KEY",
+)
+
+
+# -- Codex (Responses events, a ChatGPT access token) -----------------------------------------
+
+
+def _codex(url: str, key: str, timeout: Any, retries: int) -> HttpProvider:
+    from llm_sync.providers.codex import CodexProvider
+
+    return CodexProvider(key, model="gpt-test", base_url=url, timeout=timeout, max_retries=retries)
+
+
+# The same events as OpenAI's Responses API; the key is a fixed access token (no variable).
+CODEX = replace(OPENAI, name="codex", build=_codex, key_variable=None)
+
+FLAVORS: Dict[str, Flavor] = {f.name: f for f in (ANTHROPIC, OPENAI, GEMINI, BEDROCK, OLLAMA, CHAT, CODEX)}
 
 
 def flavor_params(*, keepalive: bool = False) -> List[Any]:

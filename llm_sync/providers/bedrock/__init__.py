@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import quote
 
 from ..._call import Parser
-from ..._content import Audio, Image
+from ..._content import Document, Image
 from ..._content import Text as TextBlock
 from ..._errors import (
     ApiError,
@@ -25,6 +26,7 @@ from ..._errors import (
     overflow_error,
     stamp,
 )
+from ..._inputs import BEDROCK_DOCUMENTS, unsupported
 from ..._keys import setting
 from ..._messages import Assistant, Error, Summary, System, ToolCallResultMessage, User
 from ..._redact import mask, register_secret
@@ -32,10 +34,11 @@ from ..._response import EncryptedReasoning, LlmResponse, StopReason, Usage, rea
 from ..._retry import parse_retry_after
 from ..._structured import StructuredSupport
 from ..._timeouts import TimeoutSpec
+from ..._tokens import read_count
 from ..._tools import ToolCallError
 from ..._transport._http import error_summary
 from ..._transport._request import HttpCall
-from .._base import HttpProvider, json_body
+from .._base import Fetch, HttpProvider, count_call, json_body, request_json
 from .._turn import (
     ANSWER_ROOM,
     CLAUDE_STRUCTURED,
@@ -69,6 +72,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AwsCredentials",
     "BedrockProvider",
+    "DocumentNames",
     "build_request",
     "classify_error",
     "error_from_event",
@@ -77,6 +81,15 @@ __all__ = [
 ]
 
 DEFAULT_MAX_TOKENS = 16384
+# Variables any one of which means AWS credentials (or a Bedrock API key) are configured.
+_AWS_VARIABLES = (
+    "AWS_BEARER_TOKEN_BEDROCK",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+)
 
 # MIME type -> Converse image format; anything else is sent as png (the reference's rule).
 _IMAGE_FORMATS = {
@@ -139,7 +152,57 @@ def _reasoning_blocks(content: str) -> List[Dict[str, Any]]:
     return out
 
 
-def _user_blocks(content: Sequence[Any]) -> List[Dict[str, Any]]:
+class DocumentNames:
+    """Names for the ``document`` blocks of one request, following Converse's rules.
+
+    A ``DocumentBlock.name`` may hold only letters, digits, single spaces, hyphens,
+    parentheses and square brackets, 1 to 200 characters, and must be unique within
+    the request (Converse refuses "duplicate document names"); see
+    https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_DocumentBlock.html.
+    A document's own name is kept as far as the rules allow: its extension goes,
+    other characters become spaces, and a repeat (ignoring case) gets " (2)", " (3)",
+    ...; an unnamed document is "document". The names follow from the conversation in
+    order, so a replayed turn gets the same name every time.
+    """
+
+    __slots__ = ("_used",)
+
+    def __init__(self) -> None:
+        self._used: set[str] = set()
+
+    def name(self, doc: Document) -> str:
+        base = _clean_name(doc.name or "") or "document"
+        candidate, n = base, 1
+        while candidate.lower() in self._used:
+            n += 1
+            suffix = f" ({n})"
+            candidate = base[: 200 - len(suffix)].rstrip() + suffix
+        self._used.add(candidate.lower())
+        return candidate
+
+
+def _clean_name(name: str) -> str:
+    stem, dot, ext = name.rpartition(".")
+    if dot and stem and ext and " " not in ext and len(ext) <= 5:
+        name = stem  # "report.pdf" -> "report": a period is not an allowed character
+    kept = "".join(c if c.isalnum() or c in "-()[]" else " " for c in name)
+    return " ".join(kept.split())[:200].rstrip()
+
+
+def _document_block(doc: Document, names: DocumentNames) -> Dict[str, Any]:
+    fmt = BEDROCK_DOCUMENTS.get(doc.mime_type.lower().split(";")[0].strip())
+    if fmt is None:  # the shared content check refuses these before a request is built
+        raise UnsupportedContentError(
+            f"Bedrock takes documents only as {', '.join(sorted(BEDROCK_DOCUMENTS))}, not {doc.mime_type}"
+        )
+    try:
+        base64.b64decode(doc.data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiRequestError(f"Invalid base64 document data ({doc.mime_type}): {exc}") from None
+    return {"document": {"format": fmt, "name": names.name(doc), "source": {"bytes": doc.data}}}
+
+
+def _user_blocks(content: Sequence[Any], names: DocumentNames) -> List[Dict[str, Any]]:
     blocks: List[Dict[str, Any]] = []
     for block in content:
         if isinstance(block, TextBlock):
@@ -147,12 +210,10 @@ def _user_blocks(content: Sequence[Any]) -> List[Dict[str, Any]]:
                 blocks.append({"text": block.text})
         elif isinstance(block, Image):
             blocks.append(_image_block(block.data, block.mime_type))
-        elif isinstance(block, Audio):
-            raise UnsupportedContentError(
-                "Bedrock does not support audio input; transcribe it and send text instead"
-            )
+        elif isinstance(block, Document):
+            blocks.append(_document_block(block, names))
         else:
-            raise UnsupportedContentError(f"Bedrock cannot take a {type(block).__name__} content block")
+            raise unsupported("Bedrock", block)
     return blocks
 
 
@@ -183,6 +244,7 @@ def build_request(
     identity = f"bedrock:{model}"
     system: List[Dict[str, Any]] = []
     out: List[Dict[str, Any]] = []
+    names = DocumentNames()
 
     def add(role: str, blocks: List[Dict[str, Any]]) -> None:
         if not blocks:
@@ -197,7 +259,7 @@ def build_request(
             if m.content:
                 system.append({"text": m.content})
         elif isinstance(m, User):
-            add("user", _user_blocks(m.content))
+            add("user", _user_blocks(m.content, names))
         elif isinstance(m, Assistant):
             blocks: List[Dict[str, Any]] = []
             enc = m.reasoning.encrypted_content
@@ -277,6 +339,9 @@ def _tool_choice(choice: str, *, thinking: bool) -> Dict[str, Any]:
     if choice == "required":
         return {"any": {}}
     return {"tool": {"name": choice}}
+
+#: The Converse fields a CountTokens ``converse`` input takes (not ``inferenceConfig``).
+_COUNT_FIELDS = ("messages", "system", "toolConfig", "additionalModelRequestFields")
 
 
 # ---------------------------------------------------------------------------
@@ -562,6 +627,7 @@ class BedrockProvider(HttpProvider):
     key_variable = "AWS_BEARER_TOKEN_BEDROCK"
     key_required = False
     base_url_variable = "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"
+    inputs = {"image": None, "document": frozenset(BEDROCK_DOCUMENTS)}
     default_max_tokens = DEFAULT_MAX_TOKENS
     output_schema_route = "native"
     tool_choices = frozenset({"auto", "required", "tool"})
@@ -648,6 +714,16 @@ class BedrockProvider(HttpProvider):
     def with_base_url(self, base_url: str) -> BedrockProvider:
         return super().with_base_url(base_url)._replace(_endpoint_given=True)
 
+    @classmethod
+    def has_credentials(cls) -> bool:
+        """True when a Bedrock API key or AWS credentials look configured (variables, or files in ``~/.aws``)."""
+        if setting(None, *_AWS_VARIABLES):
+            return True
+        files = (os.environ.get("AWS_SHARED_CREDENTIALS_FILE"), os.environ.get("AWS_CONFIG_FILE"))
+        aws = os.path.join(os.path.expanduser("~"), ".aws")
+        paths = [f for f in files if f] + [os.path.join(aws, "credentials"), os.path.join(aws, "config")]
+        return any(os.path.isfile(p) for p in paths)
+
     def __repr__(self) -> str:
         auth = f", api_key={mask(self._api_key)!r}" if self._api_key else ""
         if self._signer.static is not None:
@@ -700,6 +776,20 @@ class BedrockProvider(HttpProvider):
             self.endpoint(), headers, json_body(body), framing="eventstream", prepare=prepare
         )
         return call, parse_events
+
+    def exact_token_count(self, context: Context, fetch: Fetch) -> Optional[int]:
+        """``POST /model/{id}/count-tokens`` with the Converse request (messages, system, tools, model fields).
+
+        Signed (or sent with the API key) as the stream would be. Bedrock counts for
+        some models only; for others it answers a ``ValidationException`` (an
+        ``ApiError``).
+        """
+        call, _ = self.build_call(context)
+        body = request_json(call)
+        converse = {k: body[k] for k in _COUNT_FIELDS if k in body}
+        url = f"{self._base_url}/model/{quote(self._model, safe='')}/count-tokens"
+        request = count_call(call, url, {"input": {"converse": converse}})
+        return read_count(fetch(request), "inputTokens", where="Bedrock's CountTokens")
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         super().__setstate__(state)

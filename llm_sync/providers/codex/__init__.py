@@ -33,9 +33,11 @@ from ._oauth import (
     OAuthEndpoints,
     TokenManager,
     account_id_from_token,
+    codex_auth_path,
     default_store,
     has_credentials,
     login,
+    own_store_path,
     token_manager,
 )
 
@@ -194,6 +196,10 @@ class CodexProvider(HttpProvider):
     key_variable = None
     key_required = False
     base_url_variable = "CODEX_BASE_URL"
+    # The Responses dialect: input_image and input_file parts. No token count: the
+    # subscription backend does not serve responses/input_tokens, so count_tokens
+    # gives the estimate.
+    inputs = {"image": None, "document": None}
     output_schema_route = "native"
     tool_choices = frozenset({"auto", "none", "required", "tool"})
     strict_tools = True
@@ -231,6 +237,11 @@ class CodexProvider(HttpProvider):
                 if isinstance(credentials, CredentialStore)
                 else CredentialStore(credentials)
             )
+
+    @classmethod
+    def has_credentials(cls) -> bool:
+        """True when a ChatGPT sign-in is stored, or a sign-in file exists (llm_sync's own, the Codex CLI's)."""
+        return has_credentials() or any(path.is_file() for path in (codex_auth_path(), own_store_path()))
 
     def __repr__(self) -> str:
         who = (
