@@ -73,12 +73,13 @@ def claude_version(model: str) -> Optional[Tuple[int, int]]:
     """``(major, minor)`` of a Claude model id, Anthropic's or Bedrock's; None when it is not one.
 
     Both spellings: ``claude-sonnet-4-5[-date]`` and the older ``claude-3-7-sonnet[-date]``,
-    with any prefix (``us.anthropic.``) and suffix (``-v1:0``); a date is not a minor version.
+    with any prefix (``us.anthropic.``) and suffix (``-v1:0``, Vertex's ``@20250929``); a
+    date is not a minor version.
     """
     at = model.lower().find("claude-")
     if at < 0:
         return None
-    parts = model.lower()[at + 7 :].split("-")
+    parts = model.lower()[at + 7 :].split("@")[0].split("-")
     if parts and parts[0] in _CLAUDE_FAMILIES:
         parts = parts[1:]
     if not parts or not parts[0].isdigit() or len(parts[0]) > 2:

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "API_VERSION",
+    "SUPPORT",
     "THINKING_BUDGETS",
     "AnthropicProvider",
     "build_request",
@@ -57,6 +58,7 @@ __all__ = [
     "error_from_event",
     "parse_events",
     "replay_blocks",
+    "support_for",
     "usage_from",
 ]
 
@@ -130,6 +132,22 @@ def build_request(
     # Automatic prompt caching of the whole prefix; the system block is marked too.
     body["cache_control"] = {"type": "ephemeral"}
     return body
+
+
+#: What Claude 4.5 and later take: output_config.format, every tool choice, strict tools.
+SUPPORT = StructuredSupport("native", frozenset({"auto", "none", "required", "tool"}), strict=True)
+
+
+def support_for(model: str) -> StructuredSupport:
+    """Claude 4.5 and later: ``output_config.format`` and strict tools; older models: a forced tool.
+
+    Model names that are not Claude version numbers (an alias behind a proxy) are
+    taken as current models.
+    """
+    version = claude_version(model)
+    if version is not None and version < CLAUDE_STRUCTURED:
+        return StructuredSupport("tool", SUPPORT.choices, strict=False)
+    return SUPPORT
 
 
 def _tool_choice(choice: str, *, thinking: bool) -> Dict[str, Any]:
@@ -537,15 +555,8 @@ class AnthropicProvider(HttpProvider):
     strict_tools = True
 
     def structured_support(self, context: Context) -> StructuredSupport:
-        """Claude 4.5 and later: ``output_config.format`` and strict tools; older models: a forced tool.
-
-        Model names that are not Claude version numbers (an alias behind a proxy) are
-        taken as current models.
-        """
-        version = claude_version(self._model)
-        if version is not None and version < CLAUDE_STRUCTURED:
-            return StructuredSupport("tool", self.tool_choices, strict=False)
-        return super().structured_support(context)
+        """See :func:`support_for`."""
+        return support_for(self._model)
 
     def classify_error(self, status: int, headers: Mapping[str, str], body: str) -> LlmError:
         return classify_error(status, headers, body, self._model)

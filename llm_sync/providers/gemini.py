@@ -40,11 +40,13 @@ if TYPE_CHECKING:
     from .._transport._frame import Frame
 
 __all__ = [
+    "SUPPORT",
     "GeminiProvider",
     "build_request",
     "classify_error",
     "error_from_event",
     "parse_events",
+    "support_for",
     "thinking_config",
     "usage_from",
 ]
@@ -287,6 +289,22 @@ def build_request(
     # prompt_cache_key has no Gemini counterpart (caching is implicit, or an explicit
     # cachedContents resource), and Gemini rejects unknown fields: nothing is sent.
     return body
+
+
+#: What Gemini takes: responseJsonSchema, every tool choice, strict tools as VALIDATED.
+SUPPORT = StructuredSupport("native", frozenset({"auto", "none", "required", "tool"}), strict=True)
+
+
+def support_for(model: str, context: Context) -> StructuredSupport:
+    """``responseJsonSchema`` natively; before Gemini 3, a forced function when the context has tools.
+
+    Gemini 2.x does not combine function calling with a JSON response format; the
+    schema then travels as one more function, called with mode ``ANY``. Names that
+    are not ``gemini-X.Y`` versions are taken as current models.
+    """
+    if context.tools and _version(model) is not None and not _is_gemini3_or_later(model):
+        return StructuredSupport("tool", SUPPORT.choices, SUPPORT.strict)
+    return SUPPORT
 
 
 def _calling_config(context: Context) -> Optional[Dict[str, Any]]:
@@ -757,15 +775,8 @@ class GeminiProvider(HttpProvider):
     strict_tools = True
 
     def structured_support(self, context: Context) -> StructuredSupport:
-        """``responseJsonSchema`` natively; before Gemini 3, a forced tool when the context has tools.
-
-        Gemini 2.x does not combine function calling with a JSON response format; the
-        schema then travels as one more function, called with mode ``ANY``.
-        """
-        support = super().structured_support(context)
-        if context.tools and not _is_gemini3_or_later(self._model) and _version(self._model) is not None:
-            return StructuredSupport("tool", support.choices, support.strict)
-        return support
+        """See :func:`support_for`."""
+        return support_for(self._model, context)
 
     def classify_error(self, status: int, headers: Mapping[str, str], body: str) -> LlmError:
         return classify_error(status, headers, body, self._model)

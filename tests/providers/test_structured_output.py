@@ -544,3 +544,30 @@ def test_a_provider_that_declares_nothing_refuses_every_setting_before_sending(s
         with pytest.raises(ApiRequestError, match="Toy"):
             toy.stream_response(ctx).collect()
     assert server.requests == []
+
+
+def test_the_cloud_deployments_send_their_dialects_fields() -> None:
+    # Azure OpenAI (both APIs) and Vertex AI (Gemini, Claude) build the bodies of the
+    # dialects they carry, so the same native fields; Vertex's Claude ids carry "@date".
+    from llm_sync.providers.azure import AzureOpenAiProvider
+    from llm_sync.providers.vertex import VertexAnthropicProvider, VertexGeminiProvider
+
+    def body(provider: HttpProvider, ctx: Context) -> Dict[str, Any]:
+        call, _ = provider.prepare_call(ctx)
+        return json.loads(call.body)  # type: ignore[no-any-return]
+
+    url = "http://127.0.0.1:9"
+    chat = AzureOpenAiProvider("azkey-0123456789abcdef", model="gpt-4o", base_url=url + "/openai/v1")
+    assert body(chat, question())["response_format"] == NATIVE_CHAT
+    assert body(chat.with_api("responses"), question())["text"]["format"] == RESPONSES_FORMAT
+    gem = VertexGeminiProvider("ya29.token", model="gemini-2.5-flash", project="p", base_url=url)
+    assert body(gem, question())["generationConfig"]["responseJsonSchema"] == CITY
+    claude = VertexAnthropicProvider("ya29.token", model="claude-sonnet-4-5@20250929", project="p", base_url=url)
+    assert body(claude, question())["output_config"] == {"format": {"type": "json_schema", "schema": CITY}}
+    old = VertexAnthropicProvider("ya29.token", model="claude-3-7-sonnet@20250219", project="p", base_url=url)
+    sent = body(old, question())
+    assert "output_config" not in sent and sent["tool_choice"] == {"type": "tool", "name": "city"}
+    ctx = Context([ChatMessage.User("x")], [PLAIN])
+    ctx.set_tool_choice("get_time")
+    assert body(chat, ctx)["tool_choice"] == CHAT_CHOICES["get_time"]
+    assert body(claude, ctx)["tool_choice"] == {"type": "tool", "name": "get_time"}
