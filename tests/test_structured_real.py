@@ -1,8 +1,10 @@
 """Structured output from a real model with no key: the embedded Gemma 3 270M on llama.cpp's server, grammar-constrained.
 
 The schema travels in ``response_format`` (``json_schema``); llama.cpp turns it into a
-grammar, so even a 270M base model can only write JSON that fits. Ten prompts, ten
-valid ``.parsed`` values. Skipped without the ``local`` extra.
+grammar, so even a 270M base model can only write JSON that fits. Three prompts, three
+valid ``.parsed`` values: each answer costs seconds of CPU, so the test is marked
+``local_model`` and runs once per CI run, in ``tox -e local``; skipped without the
+``local`` extra.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Iterator
 import pytest
 
 from llm_sync import ChatMessage, Context, StopReason, local
+from tests.support.local_model import SKIP_REASON, needs_local
 
 PLACE = {
     "type": "object",
@@ -24,15 +27,8 @@ PLACE = {
 }
 PROMPTS = [
     "Paris is in France.",
-    "Tokyo is the capital of Japan.",
     "I grew up in Lima, Peru.",
-    "Berlin is a city in Germany.",
-    "Cairo lies on the Nile in Egypt.",
-    "We flew to Sydney, Australia.",
-    "Toronto is the largest city of Canada.",
     "Nairobi, Kenya, is busy today.",
-    "Rome is the capital of Italy.",
-    "She moved to Mumbai in India.",
 ]
 
 
@@ -45,12 +41,13 @@ def gemma() -> Iterator[local.LocalServer]:
     with eight, under load).
     """
     if not local.available():
-        pytest.skip('the local extra is not installed (pip install "llm-sync[local]")')
+        pytest.skip(SKIP_REASON)
     with local.LocalServer(n_ctx=512, threads=1) as server:
         yield server
 
 
-def test_ten_prompts_give_ten_valid_parsed_values(gemma: local.LocalServer) -> None:
+@needs_local
+def test_three_prompts_give_three_valid_parsed_values(gemma: local.LocalServer) -> None:
     # The provider as users get it (the bundled model's transcript and stop strings),
     # deterministic, with room for the JSON and the whitespace the grammar lets a model
     # add around it. Made here: its connection pool goes with it at the end of the test.
@@ -64,4 +61,4 @@ def test_ten_prompts_give_ten_valid_parsed_values(gemma: local.LocalServer) -> N
         assert set(value) == {"city", "country"} and all(value.values())
         assert reply.stop_reason in (StopReason.END_TURN, StopReason.LENGTH)
         parsed.append(value)
-    assert len(parsed) == 10
+    assert len(parsed) == len(PROMPTS)
