@@ -74,11 +74,11 @@ class _Sink(io.StringIO):
 
 def cli_turn(provider: Any, prompt: str) -> Dict[str, Any]:
     """One answer through ``llm-sync chat``'s own code path (its turn and its text view)."""
-    from llm_sync import cli
+    from llm_sync import ChatMessage, Context, cli
 
     sink = _Sink()
     view = cli._View(sink, show_reasoning=False, as_json=False)
-    context = cli._context([cli._user(prompt)], None)
+    context = Context([ChatMessage.User(prompt)])
     t0 = time.perf_counter()
     collected = cli._turn(provider, context, view)
     t_end = time.perf_counter()

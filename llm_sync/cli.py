@@ -338,34 +338,38 @@ class _Session:
         self.cid: Optional[str] = None
         self.history: List[ChatMessage] = []
         self.system: Optional[str] = args.system
-        spec: Optional[str] = args.model
-        if args.continue_last or args.cid:
-            self.log = ConversationLog()  # LogError: the log is needed to continue
-            if args.cid:
-                try:
-                    found = self.log.find(args.cid)
-                except LookupError as err:
-                    raise UsageError(str(err)) from None
+        try:
+            spec: Optional[str] = args.model
+            if args.continue_last or args.cid:
+                self.log = ConversationLog()  # LogError: the log is needed to continue
+                if args.cid:
+                    try:
+                        found = self.log.find(args.cid)
+                    except LookupError as err:
+                        raise UsageError(str(err)) from None
+                else:
+                    latest = self.log.latest()
+                    if latest is None:
+                        raise UsageError(f"no conversation to continue: the log ({self.log.path}) is empty")
+                    found = latest
+                self.cid = found.id
+                self.history = self.log.messages(found.id)
+                if args.system is None:
+                    self.system = found.system
+                spec = spec or found.model
+            if built is not None:
+                self.provider, self.model = built
+                self.spec = str(self.model)
             else:
-                latest = self.log.latest()
-                if latest is None:
-                    raise UsageError(f"no conversation to continue: the log ({self.log.path}) is empty")
-                found = latest
-            self.cid = found.id
-            self.history = self.log.messages(found.id)
-            if args.system is None:
-                self.system = found.system
-            spec = spec or found.model
-        if built is not None:
-            self.provider, self.model = built
-            self.spec = str(self.model)
-        else:
-            self.spec = spec or os.environ.get("LLM_SYNC_MODEL") or _default_spec()
-            self.provider, self.model = parse_model(self.spec)
-        self.provider = _configured(self.provider, args)
-        _LABELS.update(_labels(self.provider))
-        self.view = _View(sys.stdout, show_reasoning=args.reasoning, as_json=args.json)
-        self.noted_reasoning = _note_reasoning(self.provider, self.model, self.effort, args.reasoning)
+                self.spec = spec or os.environ.get("LLM_SYNC_MODEL") or _default_spec()
+                self.provider, self.model = parse_model(self.spec)
+            self.provider = _configured(self.provider, args)
+            _LABELS.update(_labels(self.provider))
+            self.view = _View(sys.stdout, show_reasoning=args.reasoning, as_json=args.json)
+            self.noted_reasoning = _note_reasoning(self.provider, self.model, self.effort, args.reasoning)
+        except BaseException:
+            self.close()  # a refused -c/--cid or -m must not leave the log open
+            raise
 
     def close(self) -> None:
         if self.log is not None:
