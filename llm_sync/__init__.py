@@ -46,6 +46,7 @@ from ._version import __version__
 from .providers._base import StreamingModelProvider
 
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and IDEs
+    from . import otel as otel
     from . import testing as testing
     from .providers import AnthropicProvider as AnthropicProvider
     from .providers import AzureOpenAiProvider as AzureOpenAiProvider
@@ -145,10 +146,10 @@ __all__ = [
 def __getattr__(name: str) -> object:
     if name in _PROVIDERS:
         found: object = getattr(providers, name)
-    elif name == "testing":
+    elif name in ("testing", "otel"):
         import importlib
 
-        found = importlib.import_module("llm_sync.testing")
+        found = importlib.import_module(f"llm_sync.{name}")
     else:
         raise AttributeError(f"module 'llm_sync' has no attribute {name!r}")
     globals()[name] = found
@@ -156,4 +157,4 @@ def __getattr__(name: str) -> object:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_PROVIDERS) | {"testing"})
+    return sorted(set(globals()) | set(_PROVIDERS) | {"testing", "otel"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import heapq
 import itertools
 import os
@@ -113,6 +114,10 @@ def run_many(
     Ctrl-C (or ``close()``, or leaving a ``for`` loop) stops the run within a second:
     requests in flight are closed, no thread or socket is left, and every item that
     finished is in the checkpoint; the ``KeyboardInterrupt`` propagates.
+
+    Without ``executor=``, each request runs in a copy of the context variables that
+    were current when ``run_many`` was called: with ``llm_sync.otel`` on, every
+    stream's span is a child of the caller's current span.
 
     ``progress=True`` shows a tqdm bar (``pip install "llm-sync[progress]"``;
     ``tqdm.auto``, so a widget in Jupyter) with items done, failed, in flight, tokens
@@ -313,6 +318,9 @@ class _Run:
         self.live: set[LlmResponseStream] = set()
         self.live_lock = threading.Lock()
         self.thread: Optional[threading.Thread] = None
+        # The caller's context variables when it called run_many (a tracing span, a request id):
+        # each of the run's own worker threads runs in a copy, so its streams see them too.
+        self.context = contextvars.copy_context()
         # Counters, written by the scheduler only; read by anyone (an int read is atomic).
         self.done = 0
         self.failed = 0
@@ -664,7 +672,10 @@ class _Workers:
             start = self.busy > len(self.threads)
         if start:
             t = threading.Thread(
-                target=_work, args=(self.run, self), name=f"{self.run.name}-{len(self.threads) + 1}", daemon=True
+                target=self.run.context.copy().run,
+                args=(_work, self.run, self),
+                name=f"{self.run.name}-{len(self.threads) + 1}",
+                daemon=True,
             )
             self.threads.append(t)
             t.start()

@@ -7,6 +7,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
+from . import _observe
 from ._errors import (
     InvalidApiKeyError,
     JsonParsingError,
@@ -72,6 +73,7 @@ def _http_chunks(
         sent = None  # the call as sent, once prepare gave it
         try:
             sent = call.prepare(call) if call.prepare is not None else call
+            _observe.request_sent(state.label, sent.method, sent.url, attempt)
             resp = send(
                 transport,
                 sent.method,
@@ -146,9 +148,10 @@ def _http_chunks(
             if resp is not None:
                 resp.close()
                 resp = None
+            attempt += 1
+            _observe.retrying(state, err, delay, attempt, retry.max_retries)
             if not state.sleep(delay):
                 return
-            attempt += 1
         finally:
             if resp is not None:
                 resp.close()
@@ -189,6 +192,7 @@ def json_answer(
         sent = None
         try:
             sent = call.prepare(call) if call.prepare is not None else call
+            _observe.request_sent(state.label, sent.method, sent.url, attempt)
             resp = send(
                 transport,
                 sent.method,
@@ -237,9 +241,10 @@ def json_answer(
             if resp is not None:
                 resp.close()
                 resp = None
+            attempt += 1
+            _observe.retrying(state, err, delay, attempt, retry.max_retries)
             if not state.sleep(delay):
                 return None
-            attempt += 1
         finally:
             if resp is not None:
                 resp.close()

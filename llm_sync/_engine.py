@@ -7,11 +7,12 @@ finalizer stops the state, which shuts the socket down and ends the thread.
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import threading
 import time
 from queue import SimpleQueue
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
 
 from ._errors import LlmError, internal_error
 from ._response import (
@@ -23,6 +24,9 @@ from ._response import (
     ToolRequestArg,
     ToolRequestComplete,
 )
+
+if TYPE_CHECKING:
+    from ._observe import Observer
 
 __all__ = ["CLOSED", "End", "Source", "StreamState", "spawn_reader", "stop"]
 
@@ -71,10 +75,10 @@ class StreamState:
     ``sent`` and ``taken`` count characters of queued text (see ``MAX_QUEUED_CHARS``);
     each has one writer, the reader and the consumer respectively, so neither needs a
     lock. ``parked`` is True while the reader waits for room, and ``room`` is how the
-    consumer (or ``stop``) wakes it.
+    consumer (or ``stop``) wakes it. ``observer`` hears of retries (None: nobody listens).
     """
 
-    __slots__ = ("queue", "stop_event", "stopped", "holder", "label", "sent", "taken", "parked", "room")
+    __slots__ = ("queue", "stop_event", "stopped", "holder", "label", "sent", "taken", "parked", "room", "observer")
 
     def __init__(self, label: str) -> None:
         from ._transport._connections import ConnectionHolder  # imports urllib3: not at import time
@@ -89,6 +93,7 @@ class StreamState:
         self.taken = 0
         self.parked = False
         self.room: SimpleQueue[None] = SimpleQueue()
+        self.observer: Optional[Observer] = None
 
     def put(self, item: Any) -> bool:
         """Queue ``item`` for the consumer, blocking while the queue is full; False once stopped."""
@@ -167,11 +172,19 @@ def stop(state: StreamState) -> None:
     state.room.put(None)  # a reader parked on a full queue
 
 
-def spawn_reader(state: StreamState, source: Source, provider: str) -> threading.Thread:
-    """Start the daemon reader thread ``llm_sync-<provider>-<n>`` running ``source``."""
+def spawn_reader(
+    state: StreamState, source: Source, provider: str, context: Optional[contextvars.Context] = None
+) -> threading.Thread:
+    """Start the daemon reader thread ``llm_sync-<provider>-<n>`` running ``source``.
+
+    It runs in ``context`` (by default a copy of the caller's): what the caller's
+    thread had current (a request id, a tracing span) is current on the reader too,
+    in the records it logs and the requests it sends.
+    """
+    ctx = context if context is not None else contextvars.copy_context()
     thread = threading.Thread(
-        target=_run,
-        args=(state, source),
+        target=ctx.run,
+        args=(_run, state, source),
         name=f"llm_sync-{provider}-{next(_names)}",
         daemon=True,
     )

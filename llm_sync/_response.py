@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import enum
 from typing import Any, ClassVar, Optional, Union
 
@@ -75,10 +76,17 @@ class LlmResponse:
 
 @value
 class Start(LlmResponse):
-    """The response began; ``message_id`` is the provider's id when it gives one."""
+    """The response began; ``message_id`` is the provider's id when it gives one.
 
+    ``model`` is the model the provider says answered (``gpt-4o-2024-08-06`` for a
+    request to ``gpt-4o``), when it says; it is metadata for instrumentation, left
+    out of equality, ``repr`` and ``to_dict``.
+    """
+
+    __match_args__ = ("message_id",)
     type: ClassVar[str] = "start"
     message_id: str
+    model: Optional[str] = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @value

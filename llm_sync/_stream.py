@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 import weakref
 from queue import Empty
 from typing import TYPE_CHECKING, Any, Iterator, List, Mapping, Optional, Tuple
 
+from . import _observe
 from ._engine import CLOSED, End, Source, StreamState, size_of, spawn_reader, stop
 from ._errors import LlmError, RequestTimeoutError, stamp
 from ._messages import AssistantReasoning, ChatMessage, EncryptedReasoningContent
@@ -31,6 +33,8 @@ from ._tools import ToolCallRequest
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from ._observe import Observer, StreamInfo
+
 __all__ = ["CollectedResponse", "LlmResponseStream"]
 
 # The consumer never blocks longer than this in one wait, so Ctrl-C and deadlines
@@ -40,6 +44,8 @@ _SLICE = 0.25
 # normally leaves within a millisecond; close() must return within 100 ms regardless.
 _JOIN = 0.04
 _NEVER = object()
+# Held only to mark a stream finished: the consumer and a closing thread may race to it.
+_FINISHING = threading.Lock()
 
 
 class LlmResponseStream:
@@ -66,6 +72,9 @@ class LlmResponseStream:
         "_timeouts",
         "_slice",
         "_seen",
+        "_started",
+        "_finished",
+        "_observer",
         "provider",
         "model",
         "output_schema",
@@ -81,6 +90,7 @@ class LlmResponseStream:
         timeouts: Optional[Timeouts] = None,
         error: Optional[LlmError] = None,
         output_schema: Optional[OutputSchema] = None,
+        info: Optional[StreamInfo] = None,
     ) -> None:
         self.provider = provider
         self.model = model
@@ -88,7 +98,7 @@ class LlmResponseStream:
         self.output_schema = output_schema
         t = timeouts if timeouts is not None else Timeouts()
         self._timeouts = t
-        now = time.monotonic()
+        now = self._started = time.monotonic()
         self._first_deadline = now + t.first_event if t.first_event is not None else None
         self._total_deadline = now + t.total if t.total is not None else None
         self._idle = t.idle
@@ -100,15 +110,35 @@ class LlmResponseStream:
         # Every chunk handed to the caller, as it waited in the queue: what partial()
         # and collect() are made of (one append per chunk, no other per-chunk work).
         self._seen: List[Any] = []
-        self._state = StreamState(f"{provider}:{model}")
+        self._finished = False
+        state = self._state = StreamState(f"{provider}:{model}")
         self._thread: Optional[threading.Thread] = None
-        self._finalizer = weakref.finalize(self, stop, self._state)
+        # Instrumentation (llm_sync.otel) watches the streams started while it is on;
+        # otherwise there is no observer and nothing is done per chunk for one.
+        watcher = _observe.watcher()
+        observer = self._observer = (
+            None if watcher is None else watcher(info if info is not None else _observe.StreamInfo(provider, model))
+        )
+        self._finalizer = weakref.finalize(self, _release, state, observer)
         # An error found before anything was sent (a bad request) is raised on first
         # iteration, like every other failure, and no thread is started for it.
         if error is not None:
-            self._state.queue.put(End(error))
+            state.queue.put(End(error))
         elif source is not None:
-            self._thread = spawn_reader(self._state, source, provider)
+            context = contextvars.copy_context()
+            if observer is not None:
+                state.observer = observer
+                _observe.guarded(context.run, observer.enter)
+            self._thread = spawn_reader(state, source, provider, context)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> LlmResponseStream:
+        # While instrumentation is on, streams are made as _ObservedStream, whose
+        # __next__ notes the first chunk; the plain class never pays for that check.
+        if cls is LlmResponseStream and _observe.watcher() is not None:
+            observed = object.__new__(_ObservedStream)
+            observed._before_first = True
+            return observed
+        return object.__new__(cls)
 
     # -- iteration ---------------------------------------------------------------
 
@@ -152,6 +182,7 @@ class LlmResponseStream:
             chunk = item
             if cls is Done:
                 self._ended = self._saw_done = True
+                self._finish(None)
         if state.parked:
             state.unpark()
         return chunk
@@ -198,12 +229,28 @@ class LlmResponseStream:
     def _end(self, item: End) -> LlmResponse:
         self._ended = True
         error = item.error
-        self.close()
-        if error is None or item is CLOSED:
-            raise StopIteration
-        if isinstance(error, LlmError):
+        if item is CLOSED:
+            error = None  # close() from another thread: finished there, as cancelled
+        elif isinstance(error, LlmError):
             stamp(error, self.provider, self.model)
+        self._finish(error, cancelled=isinstance(error, KeyboardInterrupt))
+        self.close()
+        if error is None:
+            raise StopIteration
         raise error
+
+    def _finish(self, error: Optional[BaseException], cancelled: bool = False) -> None:
+        """Once per stream, on Done, on the error, or on a close before either: log it, tell the observer."""
+        with _FINISHING:
+            if self._finished:
+                return
+            self._finished = True
+        if isinstance(error, KeyboardInterrupt):
+            error = None
+        _observe.ended(self._state.label, time.monotonic() - self._started, self._seen, error, cancelled)
+        observer = self._observer
+        if observer is not None:
+            _observe.guarded(observer.end, self._seen, error, cancelled)
 
     # -- lifetime ----------------------------------------------------------------
 
@@ -223,6 +270,7 @@ class LlmResponseStream:
             return
         self._closed = True
         self._ended = True
+        self._finish(None, cancelled=True)
         thread = self._thread
         if thread is not None and self._saw_done:
             # The body is usually fully read a moment after Done; let the reader
@@ -284,6 +332,32 @@ class LlmResponseStream:
             else:
                 add(item)
         return acc.result(complete=acc.done is not None)
+
+
+class _ObservedStream(LlmResponseStream):
+    """A stream started while instrumentation was on: it also tells its observer of the first chunk."""
+
+    __slots__ = ("_before_first",)
+    _before_first: bool
+
+    def __next__(self) -> LlmResponse:
+        chunk = LlmResponseStream.__next__(self)
+        if self._before_first and chunk.__class__ not in _NOT_CONTENT:
+            self._before_first = False
+            observer = self._observer
+            if observer is not None:
+                _observe.guarded(observer.first_chunk)
+        return chunk
+
+
+_NOT_CONTENT = (Start, Usage, Done)
+
+
+def _release(state: StreamState, observer: Optional[Observer]) -> None:
+    """The finalizer: stop the reader; and if the stream was dropped unclosed, end its observation."""
+    stop(state)
+    if observer is not None:
+        _observe.guarded(observer.end, (), None, True)
 
 
 def _iterate(stream: LlmResponseStream) -> Iterator[LlmResponse]:

@@ -8,11 +8,12 @@ adds it), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
-from typing import IO, Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from . import _catalog
 from ._alloyed import AlloyedModelProvider
@@ -23,11 +24,10 @@ from ._messages import ChatMessage
 from ._model import LlmModel
 from ._parse import UnknownModelError, parse_model
 from ._reasoning import ReasoningEffort
-from ._retry import RetryPolicy
 from ._stream import CollectedResponse, _Collector
 from ._structured import answer_as_json
 from ._timeouts import Timeouts
-from .providers._base import HttpProvider, StreamingModelProvider
+from .providers._base import StreamingModelProvider
 
 __all__ = ["main"]
 
@@ -424,20 +424,21 @@ def _chat(args: argparse.Namespace) -> int:
         raise UsageError("-a attaches files to a prompt: give the prompt too")
     if prompt is None and args.schema is not None:
         raise UsageError("--schema needs a prompt (an argument, or '-' to read stdin)")
-    session = _Session(args)
-    try:
-        if prompt is None:
-            return _interactive(session)
-        if args.schema is not None:
-            user = ChatMessage.User([ContentBlock.Text(prompt), *attachments] if attachments else prompt)
-            collected = answer_as_json(session.provider, session.context(user), args.schema, sys.stdout)
-            if args.usage:
-                _print_usage(collected, session.model)
+    with _retry_notes():
+        session = _Session(args)
+        try:
+            if prompt is None:
+                return _interactive(session)
+            if args.schema is not None:
+                user = ChatMessage.User([ContentBlock.Text(prompt), *attachments] if attachments else prompt)
+                collected = answer_as_json(session.provider, session.context(user), args.schema, sys.stdout)
+                if args.usage:
+                    _print_usage(collected, session.model)
+                return EXIT_OK
+            session.turn(prompt, attachments)
             return EXIT_OK
-        session.turn(prompt, attachments)
-        return EXIT_OK
-    finally:
-        session.close()
+        finally:
+            session.close()
 
 
 def _prompt_from(words: Sequence[str], stdin: Optional[IO[str]]) -> Optional[str]:
@@ -486,14 +487,14 @@ def _default_spec() -> str:
 
 
 def _configured(provider: StreamingModelProvider, args: argparse.Namespace) -> StreamingModelProvider:
-    """``provider`` with the command line's options applied, and a note on stderr for each retry."""
+    """``provider`` with the command line's options applied."""
     if args.max_tokens is not None:
         provider = _apply(provider, "with_max_tokens", args.max_tokens, "--max-tokens")
     if args.temperature is not None:
         provider = _apply(provider, "with_temperature", args.temperature, "--temperature")
     if args.timeout is not None:
         provider = _apply(provider, "with_timeout", args.timeout, "--timeout")
-    return _with_retry_notes(provider)
+    return provider
 
 
 def _apply(provider: StreamingModelProvider, method: str, value: Any, flag: str) -> StreamingModelProvider:
@@ -510,33 +511,35 @@ def _apply(provider: StreamingModelProvider, method: str, value: Any, flag: str)
     return out
 
 
-class _NotingRetryPolicy(RetryPolicy):
-    """The provider's own policy; each wait it grants is announced on stderr first."""
+@contextlib.contextmanager
+def _retry_notes() -> Iterator[None]:
+    """While in it, each retry the library logs (an INFO record) is one line on stderr."""
+    import logging
 
-    def delay(self, retry_number: int, retry_after: Optional[float] = None) -> Optional[float]:
-        wait = super().delay(retry_number, retry_after)
-        if wait is not None:
-            # The engine asks from inside its `except` block: the error being handled is
-            # the one this retry answers.
-            failed = sys.exc_info()[1]
-            why = ""
-            if failed is not None:
-                status = getattr(failed, "status", None)
-                why = f"{type(failed).__name__}{f' (HTTP {status})' if status else ''}; "
-            _complain(f"{why}retrying in {wait:.1f} s ({retry_number + 1} of {self.max_retries})")
-        return wait
+    from ._observe import ROOT
 
+    class RetryNotes(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if getattr(record, "llm_sync_event", None) != "retry":
+                return
+            status = getattr(record, "llm_sync_status", None)
+            _complain(
+                f"{getattr(record, 'llm_sync_error', 'error')}{f' (HTTP {status})' if status else ''}; "
+                f"retrying in {getattr(record, 'llm_sync_wait', 0.0):.1f} s "
+                f"({getattr(record, 'llm_sync_attempt', '?')} of {getattr(record, 'llm_sync_max_retries', '?')})"
+            )
 
-def _with_retry_notes(provider: StreamingModelProvider) -> StreamingModelProvider:
-    import dataclasses
-
-    if isinstance(provider, AlloyedModelProvider):
-        return AlloyedModelProvider([_with_retry_notes(p) for p in provider.providers])
-    if isinstance(provider, HttpProvider) and type(provider.retry_policy) is RetryPolicy:
-        policy = _NotingRetryPolicy(**dataclasses.asdict(provider.retry_policy))
-        # No public way yet to hand a provider a policy object (with_max_retries builds one).
-        return provider._replace(_retry=policy)
-    return provider
+    log = logging.getLogger(ROOT)
+    handler = RetryNotes(logging.INFO)
+    level = log.level
+    log.addHandler(handler)
+    if level == logging.NOTSET or level > logging.INFO:
+        log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 def _labels(provider: StreamingModelProvider) -> Dict[str, str]:

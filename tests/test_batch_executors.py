@@ -93,6 +93,7 @@ def dask_client() -> Iterator[Any]:
         cluster.close()
 
 
+@pytest.mark.once  # Dask's start-up is most of the time; the pickling is covered by the process pool
 @pytest.mark.leaks_allowed  # Dask's own comm threads and sockets live as long as the cluster
 def test_a_dask_local_cluster_runs_the_job(server: LoopbackServer, dask_client: Any) -> None:
     echo = EchoModel(server, delay=0.02, refuse={5: (429, {"retry-after": "0.5"})})

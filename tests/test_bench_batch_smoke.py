@@ -8,6 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# The harness is plain Python whatever the interpreter: tox runs it in one environment.
+pytestmark = pytest.mark.once
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -133,7 +133,7 @@ def test_providers_exports_the_kit_and_the_registrys_classes() -> None:
 
 def test_the_type_checking_imports_name_exactly_the_registrys_classes() -> None:
     for path in (REPO / "llm_sync" / "__init__.py", REPO / "llm_sync" / "providers" / "__init__.py"):
-        found = _type_checking_imports(path) - {"testing", "ToolCalls", "Turn", "decode_event", "new_id"}
+        found = _type_checking_imports(path) - {"testing", "otel", "ToolCalls", "Turn", "decode_event", "new_id"}
         assert found == PROVIDER_CLASSES, f"{path.name}: " + _missing_and_extra(sorted(found), PROVIDER_CLASSES)
 
 

@@ -25,8 +25,14 @@ def test_import_pulls_in_neither_jsonschema_nor_any_provider() -> None:
     assert isinstance(modules, list)
     assert not [m for m in modules if m.startswith("jsonschema")]
     assert not [m for m in modules if m.startswith("llm_sync.providers.") and m != "llm_sync.providers._base"]
-    for heavy in ("dotenv", "sseclient", "botocore", "requests"):
+    for heavy in ("dotenv", "sseclient", "botocore", "requests", "logging"):
         assert heavy not in modules, heavy
+    assert not [m for m in modules if m.startswith("opentelemetry")]
+
+
+def test_otel_loads_opentelemetry_only_when_asked_for() -> None:
+    modules = _modules_after("import llm_sync; import llm_sync.otel")["modules"]
+    assert not [m for m in modules if m.startswith("opentelemetry")]  # instrument() imports it
 
 
 def test_a_provider_name_imports_its_module_on_first_use() -> None:

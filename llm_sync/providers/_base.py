@@ -23,6 +23,7 @@ from .._errors import ApiRequestError, LlmError, MissingApiKeyError, stamp
 from .._exchange import fetch_json
 from .._inputs import InputTypes, check_content
 from .._keys import load_dotenv_from_cwd, require_key, setting
+from .._observe import StreamInfo, watcher
 from .._redact import mask, register_secret
 from .._retry import RetryPolicy
 from .._stream import LlmResponseStream
@@ -158,6 +159,12 @@ class HttpProvider(StreamingModelProvider):
     #: and kinds the model's catalog entry does not list, are refused with
     #: ``UnsupportedContentError`` before anything is sent (:meth:`check_content`).
     inputs: ClassVar[Mapping[str, Optional[FrozenSet[str]]]] = {"image": None}
+    #: The OpenTelemetry GenAI names of this provider's streams (``llm_sync.otel``):
+    #: ``gen_ai.provider.name`` (None: the provider id), ``gen_ai.operation.name``,
+    #: and the wire API (``"chat_completions"`` or ``"responses"``) when it is OpenAI's.
+    genai_provider_name: ClassVar[Optional[str]] = None
+    genai_operation: ClassVar[str] = "chat"
+    genai_api: ClassVar[Optional[str]] = None
 
     def __init__(
         self,
@@ -386,6 +393,7 @@ class HttpProvider(StreamingModelProvider):
                 timeouts=self._timeouts,
                 error=err,
                 output_schema=schema,
+                info=self._stream_info(None, snapshot),
             )
         source = http_source(
             call,
@@ -401,7 +409,27 @@ class HttpProvider(StreamingModelProvider):
             model=self._model,
             timeouts=self._timeouts,
             output_schema=schema,
+            info=self._stream_info(call.url, snapshot),
         )
+
+    def _stream_info(self, url: Optional[str], snapshot: Context) -> Optional[StreamInfo]:
+        """What instrumentation is told of a stream; None (not even built) while none is on."""
+        if watcher() is None:
+            return None
+        return StreamInfo(
+            self.provider_id,
+            self._model,
+            url=url,
+            genai_provider=self.genai_provider_name,
+            operation=self.genai_operation,
+            api=self._genai_api(),
+            max_tokens=self._max_tokens,
+            temperature=self._temperature,
+            context=snapshot,
+        )
+
+    def _genai_api(self) -> Optional[str]:
+        return self.genai_api
 
     # -- content checks, token counts, fit checks -----------------------------------
 

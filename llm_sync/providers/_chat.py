@@ -505,7 +505,7 @@ def parse_events(frames: Iterator[Frame], *, keep_reasoning_details: bool = Fals
                 # An annotation ahead of the answer (Azure's prompt_filter_results, id ""):
                 # the turn starts with the first chunk that has the response id.
                 continue
-            yield turn.start(obj.get("id"), "chatcmpl-")
+            yield turn.start(obj.get("id"), "chatcmpl-", obj.get("model"))
         u = obj.get("usage")
         if u:
             usage = u

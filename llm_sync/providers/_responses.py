@@ -340,7 +340,10 @@ def parse_events(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
             raise error_from_event(nested if isinstance(nested, dict) else event)
         if not turn.started:
             resp = event.get("response")
-            yield turn.start(resp.get("id") if isinstance(resp, dict) else None, "resp_")
+            if isinstance(resp, dict):
+                yield turn.start(resp.get("id"), "resp_", resp.get("model"))
+            else:
+                yield turn.start(None, "resp_")
         if kind == "response.output_item.added":
             item = event.get("item") or {}
             if item.get("type") == "function_call":

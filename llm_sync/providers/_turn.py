@@ -293,11 +293,11 @@ class Turn:
         #: Opaque reasoning to replay (signatures, encrypted items); sent at the end.
         self.encrypted: Optional[EncryptedReasoning] = None
 
-    def start(self, message_id: Optional[str], prefix: str) -> Start:
-        """The turn's ``Start``, with the provider's id or a made-up ``prefix...`` one."""
+    def start(self, message_id: Optional[str], prefix: str, model: Any = None) -> Start:
+        """The turn's ``Start``, with the provider's id or a made-up ``prefix...`` one, and the model that answers."""
         self.started = True
         self.message_id = message_id if isinstance(message_id, str) and message_id else new_id(prefix)
-        return Start(self.message_id)
+        return Start(self.message_id, model if isinstance(model, str) and model else None)
 
     def end(self, stop: StopReason, raw: Optional[str]) -> List[LlmResponse]:
         """The last chunks: open calls closed, encrypted reasoning, the usage, and ``Done``.

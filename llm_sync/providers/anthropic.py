@@ -321,7 +321,8 @@ def parse_events(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
                     continue
                 if kind == "error":
                     raise error_from_event(event)
-                yield turn.start(event["message"].get("id") if kind == "message_start" else None, "msg_llm_sync_")
+                message = event["message"] if kind == "message_start" else {}
+                yield turn.start(message.get("id"), "msg_llm_sync_", message.get("model"))
             if kind == "content_block_delta":
                 delta = event["delta"]
                 dtype = delta["type"]
@@ -540,6 +541,7 @@ class AnthropicProvider(HttpProvider):
     """
 
     provider_id = "anthropic"
+    genai_provider_name = "anthropic"
     label = "Anthropic"
     default_model = "claude-sonnet-4-5"
     default_base_url = "https://api.anthropic.com"

@@ -201,6 +201,7 @@ class AzureOpenAiProvider(HttpProvider):
     output_schema_route = "native"
     tool_choices = frozenset({"auto", "none", "required", "tool"})
     strict_tools = True
+    genai_provider_name = "azure.ai.openai"
     label = "Azure OpenAI"
     default_model = ""
     default_base_url = ""
@@ -299,6 +300,9 @@ class AzureOpenAiProvider(HttpProvider):
     def api(self) -> str:
         """``"chat"`` or ``"responses"``."""
         return self._api
+
+    def _genai_api(self) -> Optional[str]:
+        return "responses" if self._api == "responses" else "chat_completions"
 
     @property
     def api_version(self) -> str:

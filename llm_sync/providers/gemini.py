@@ -581,7 +581,7 @@ class _Stream:
         if not self.turn.started:
             rid = event.get("responseId")
             self.response_id = rid if isinstance(rid, str) else ""
-            yield self.turn.start(self.response_id, "gemini-")
+            yield self.turn.start(self.response_id, "gemini-", event.get("modelVersion"))
         err = event.get("error")
         if isinstance(err, dict):
             raise error_from_event(err, body=json.dumps(event)[:4000], where=" in the stream")
@@ -763,6 +763,8 @@ class GeminiProvider(HttpProvider):
     """
 
     provider_id = PROVIDER_ID
+    genai_provider_name = "gcp.gemini"
+    genai_operation = "generate_content"
     label = "Gemini"
     default_model = "gemini-2.5-flash"
     default_base_url = "https://generativelanguage.googleapis.com/v1beta"

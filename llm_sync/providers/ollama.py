@@ -272,7 +272,7 @@ def parse_events(frames: Iterator[Frame]) -> Iterator[LlmResponse]:
             message = err if isinstance(err, str) else json.dumps(err)
             raise error_from_event(message, body=frame.data, in_stream=True)
         if not turn.started:
-            yield turn.start(f"ollama-{stream_id}", "ollama-")
+            yield turn.start(f"ollama-{stream_id}", "ollama-", event.get("model"))
         msg = event.get("message")
         if msg:
             thinking = msg.get("thinking")

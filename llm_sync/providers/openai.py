@@ -31,6 +31,8 @@ class OpenAiProvider(HttpProvider):
     """
 
     provider_id = "openai"
+    genai_provider_name = "openai"
+    genai_api = "responses"
     label = "OpenAI"
     default_model = "gpt-4.1"
     default_base_url = "https://api.openai.com/v1"

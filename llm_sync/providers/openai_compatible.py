@@ -35,6 +35,7 @@ class OpenAiCompatibleProvider(HttpProvider):
     """
 
     provider_id: ClassVar[str] = "openai_compatible"
+    genai_api: ClassVar[Optional[str]] = "chat_completions"
     label: ClassVar[str] = "OpenAI-compatible"
     default_model: ClassVar[str] = ""
     default_base_url: ClassVar[str] = ""

@@ -26,6 +26,7 @@ class DeepSeekProvider(OpenAiCompatibleProvider):
     """
 
     provider_id: ClassVar[str] = "deepseek"
+    genai_provider_name: ClassVar[Optional[str]] = "deepseek"
     label: ClassVar[str] = "DeepSeek"
     default_model: ClassVar[str] = "deepseek-chat"
     default_base_url: ClassVar[str] = "https://api.deepseek.com"
@@ -118,6 +119,7 @@ class MoonshotProvider(OpenAiCompatibleProvider):
     """
 
     provider_id: ClassVar[str] = "moonshot"
+    genai_provider_name: ClassVar[Optional[str]] = "moonshot_ai"
     label: ClassVar[str] = "Moonshot"
     default_model: ClassVar[str] = "moonshot-v1-8k"
     default_base_url: ClassVar[str] = "https://api.moonshot.ai/v1"

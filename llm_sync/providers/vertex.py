@@ -150,6 +150,7 @@ class VertexProvider(HttpProvider):
     """
 
     provider_id = "vertex"
+    genai_provider_name = "gcp.vertex_ai"
     label = "Vertex AI"
     default_model = "gemini-2.5-flash"
     default_base_url = "https://{location}-aiplatform.googleapis.com"
@@ -353,6 +354,7 @@ class VertexGeminiProvider(VertexProvider):
     """
 
     publisher = "google"
+    genai_operation = "generate_content"
     default_model = "gemini-2.5-flash"
     inputs = gemini.GeminiProvider.inputs  # Gemini's parts: inlineData images, audio, documents
     output_schema_route = "native"

@@ -186,6 +186,11 @@ class _ThreadedWSGIServer(ThreadingMixIn, WSGIServer):
 
 @pytest.fixture
 def site(llm: FakeLlmServer) -> Iterator[Tuple[str, int]]:
+    yield from _serving()
+
+
+def _serving() -> Iterator[Tuple[str, int]]:
+    """The site on a threaded WSGI server on 127.0.0.1, shut down (its threads joined) afterwards."""
     from django.core.wsgi import get_wsgi_application
 
     server = _ThreadedWSGIServer(("127.0.0.1", 0), _QuietHandler)
@@ -269,3 +274,47 @@ def test_real_server_concurrent_requests_share_one_provider(llm: FakeLlmServer, 
     assert views.get_provider() is provider  # one module-level provider served them all
     assert len(llm.requests) == 8
     assert wait_until(lambda: not reader_threads())
+
+
+# -- OpenTelemetry: the view's request span is the parent of the model call's span --------------
+
+
+@pytest.fixture
+def traced_site(llm: FakeLlmServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tuple[Tuple[str, int], Any]]:
+    """The site on a threaded WSGI server with Django and llm_sync instrumented into an in-memory SDK."""
+    pytest.importorskip("opentelemetry.instrumentation.django")
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+
+    from tests.support.otel import telemetry_of
+
+    for telemetry in telemetry_of(monkeypatch):
+        instrumentor = DjangoInstrumentor()
+        # Before the WSGI handler exists: the instrumentation adds its middleware to the settings.
+        instrumentor.instrument(tracer_provider=telemetry.tracer_provider)
+        try:
+            yield from ((where, telemetry) for where in _serving())
+        finally:
+            instrumentor.uninstrument()
+
+
+def test_real_server_request_spans_parent_the_model_calls(traced_site: Tuple[Tuple[str, int], Any]) -> None:
+    from opentelemetry.trace import SpanKind
+
+    where, telemetry = traced_site
+    results: List[Tuple[int, bytes]] = []
+    threads = [threading.Thread(target=lambda q=q: results.append(_get(where, f"/chat?q={q}"))) for q in ("One", "Two")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert sorted(results) == [(200, b"You said: One"), (200, b"You said: Two")]
+    assert wait_until(lambda: len(telemetry.genai_spans()) == 2)
+    requests = {s.context.span_id: s for s in telemetry.spans if s.kind is SpanKind.SERVER}
+    assert len(requests) == 2
+    calls = telemetry.genai_spans()
+    assert {c.parent.span_id for c in calls} == set(requests)  # each view's request span parents its own call
+    for call in calls:
+        request = requests[call.parent.span_id]
+        assert call.context.trace_id == request.context.trace_id
+        assert call.attributes["gen_ai.provider.name"] == "anthropic"
+        assert call.attributes["gen_ai.usage.output_tokens"] > 0

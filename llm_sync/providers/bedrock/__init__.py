@@ -622,6 +622,7 @@ class BedrockProvider(HttpProvider):
     """
 
     provider_id = "bedrock"
+    genai_provider_name = "aws.bedrock"
     label = "Bedrock"
     default_model = "anthropic.claude-sonnet-4-5-20250929-v1:0"
     key_variable = "AWS_BEARER_TOKEN_BEDROCK"

@@ -190,6 +190,8 @@ class CodexProvider(HttpProvider):
     """
 
     provider_id = "codex"
+    genai_provider_name = "openai"
+    genai_api = "responses"
     label = "Codex"
     default_model = "gpt-5.5"
     default_base_url = "https://chatgpt.com/backend-api/codex"
