@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Tuple
 
 from . import _observe
 from ._errors import (
@@ -20,6 +20,8 @@ from ._transport._http import default_classifier, from_requests, read_chunks, se
 from ._transport._sniff import open_frames
 
 if TYPE_CHECKING:
+    from requests import Response
+
     from ._engine import Source, StreamState
     from ._retry import RetryPolicy
     from ._timeouts import Timeouts
@@ -62,28 +64,13 @@ def _http_chunks(
     retry: RetryPolicy,
     max_event_bytes: int,
 ) -> Iterator[LlmResponse]:
-    started = time.monotonic()
-    read_timeout = timeouts.read_timeout()
+    attempts = _Attempts(state, call, transport, timeouts, retry)
     sent_start = False
-    renewed = False  # on_unauthorized renewed the credentials once already
-    attempt = 0
     while True:
         content = False  # anything beyond Start reached the queue in this attempt
         resp = None
-        sent = None  # the call as sent, once prepare gave it
         try:
-            sent = call.prepare(call) if call.prepare is not None else call
-            _observe.request_sent(state.label, sent.method, sent.url, attempt)
-            resp = send(
-                transport,
-                sent.method,
-                sent.url,
-                sent.headers,
-                sent.body,
-                connect_timeout=timeouts.connect,
-                read_timeout=read_timeout,
-                classify=sent.classify or default_classifier,
-            )
+            sent, resp = attempts.send()
             if state.stop_event.is_set():
                 return
             frames = open_frames(resp, sent, max_event_bytes)
@@ -120,37 +107,10 @@ def _http_chunks(
             resp.close()
             return
         except Exception as exc:
-            if state.stopped:
-                return
-            err = exc if isinstance(exc, LlmError) else from_requests(exc, content)
-            if err is not exc:
-                err.__cause__ = exc
-            if err.status == 401 and not content and sent is not None and call.on_unauthorized is not None:
-                if renewed:
-                    raise InvalidApiKeyError(
-                        f"{err.message} (even after refreshing the credentials)",
-                        status=err.status,
-                        body=err.body,
-                    ) from None
-                if resp is not None:
-                    resp.close()
-                    resp = None
-                if call.on_unauthorized(sent) and not state.stopped:
-                    renewed = True
-                    continue  # once, and not a retry: the same request with new credentials
-            if content or not err.retryable:
-                raise err from err.__cause__
-            delay = retry.delay(attempt, getattr(err, "retry_after", None))
-            if delay is None:
-                raise err from err.__cause__
-            if timeouts.total is not None and time.monotonic() + delay - started > timeouts.total:
-                raise err from err.__cause__
             if resp is not None:
                 resp.close()
                 resp = None
-            attempt += 1
-            _observe.retrying(state, err, delay, attempt, retry.max_retries)
-            if not state.sleep(delay):
+            if not attempts.again(exc, content):
                 return
         finally:
             if resp is not None:
@@ -177,32 +137,17 @@ def json_answer(
 ) -> Optional[Answer]:
     """Send ``call`` and decode its whole 2xx JSON body, retrying as a stream does before content.
 
-    The same rules as :func:`http_source`: ``prepare`` before each attempt, the
-    ``on_unauthorized`` renewal once, retries on retryable errors with the policy's
-    waits (and ``Retry-After``) within the total deadline, the call's classifier for
-    non-2xx answers. A body is read up to ``max_bytes`` (then ``StreamReadError``).
-    None when the state was stopped meanwhile.
+    The same rules as :func:`http_source` (they are :class:`_Attempts`'s): ``prepare``
+    before each attempt, the ``on_unauthorized`` renewal once, retries on retryable
+    errors with the policy's waits (and ``Retry-After``) within the total deadline,
+    the call's classifier for non-2xx answers. A body is read up to ``max_bytes``
+    (then ``StreamReadError``). None when the state was stopped meanwhile.
     """
-    started = time.monotonic()
-    read_timeout = timeouts.read_timeout()
-    renewed = False
-    attempt = 0
+    attempts = _Attempts(state, call, transport, timeouts, retry)
     while True:
         resp = None
-        sent = None
         try:
-            sent = call.prepare(call) if call.prepare is not None else call
-            _observe.request_sent(state.label, sent.method, sent.url, attempt)
-            resp = send(
-                transport,
-                sent.method,
-                sent.url,
-                sent.headers,
-                sent.body,
-                connect_timeout=timeouts.connect,
-                read_timeout=read_timeout,
-                classify=sent.classify or default_classifier,
-            )
+            sent, resp = attempts.send()
             data = bytearray()
             for piece in read_chunks(resp):
                 if state.stopped:
@@ -215,39 +160,86 @@ def json_answer(
                     )
             return Answer(_decode(bytes(data), sent.url))
         except Exception as exc:
-            if state.stopped:
-                return None
-            err = exc if isinstance(exc, LlmError) else from_requests(exc, False)
-            if err is not exc:
-                err.__cause__ = exc
-            if err.status == 401 and sent is not None and call.on_unauthorized is not None:
-                if renewed:
-                    raise InvalidApiKeyError(
-                        f"{err.message} (even after refreshing the credentials)", status=err.status, body=err.body
-                    ) from None
-                if resp is not None:
-                    resp.close()
-                    resp = None
-                if call.on_unauthorized(sent) and not state.stopped:
-                    renewed = True
-                    continue
-            if not err.retryable:
-                raise err from err.__cause__
-            delay = retry.delay(attempt, getattr(err, "retry_after", None))
-            if delay is None or (
-                timeouts.total is not None and time.monotonic() + delay - started > timeouts.total
-            ):
-                raise err from err.__cause__
             if resp is not None:
                 resp.close()
                 resp = None
-            attempt += 1
-            _observe.retrying(state, err, delay, attempt, retry.max_retries)
-            if not state.sleep(delay):
+            if not attempts.again(exc, False):
                 return None
         finally:
             if resp is not None:
                 resp.close()
+
+
+class _Attempts:
+    """The attempts of one call, streamed or not: each sent as prepared, and what follows a failure."""
+
+    __slots__ = ("state", "call", "transport", "timeouts", "retry", "read_timeout", "started", "renewed",
+                 "attempt", "sent")
+
+    def __init__(
+        self, state: StreamState, call: HttpCall, transport: Transport, timeouts: Timeouts, retry: RetryPolicy
+    ) -> None:
+        self.state = state
+        self.call = call
+        self.transport = transport
+        self.timeouts = timeouts
+        self.retry = retry
+        self.read_timeout = timeouts.read_timeout()
+        self.started = time.monotonic()
+        self.renewed = False  # on_unauthorized renewed the credentials once already
+        self.attempt = 0
+        self.sent: Optional[HttpCall] = None  # the call as last sent, once prepare gave it
+
+    def send(self) -> Tuple[HttpCall, Response]:
+        """Prepare the call (new credentials, a new signature) and send it; the answer is 2xx."""
+        call = self.call
+        self.sent = None
+        sent = self.sent = call.prepare(call) if call.prepare is not None else call
+        _observe.request_sent(self.state.label, sent.method, sent.url, self.attempt)
+        resp = send(
+            self.transport,
+            sent.method,
+            sent.url,
+            sent.headers,
+            sent.body,
+            connect_timeout=self.timeouts.connect,
+            read_timeout=self.read_timeout,
+            classify=sent.classify or default_classifier,
+        )
+        return sent, resp
+
+    def again(self, exc: Exception, content: bool) -> bool:
+        """After a failed attempt (its response closed): True to send again, False once stopped; else raises.
+
+        A 401 before content renews the credentials once through ``on_unauthorized``
+        and sends again at once; a retryable error before content waits as the
+        policy (or ``Retry-After``) says, within the total deadline; anything else,
+        or any error after content, is raised as the typed error.
+        """
+        state = self.state
+        if state.stopped:
+            return False
+        err = exc if isinstance(exc, LlmError) else from_requests(exc, content)
+        if err is not exc:
+            err.__cause__ = exc
+        call = self.call
+        if err.status == 401 and not content and self.sent is not None and call.on_unauthorized is not None:
+            if self.renewed:
+                raise InvalidApiKeyError(
+                    f"{err.message} (even after refreshing the credentials)", status=err.status, body=err.body
+                ) from None
+            if call.on_unauthorized(self.sent) and not state.stopped:
+                self.renewed = True
+                return True  # once, and not a retry: the same request with new credentials
+        if content or not err.retryable:
+            raise err from err.__cause__
+        delay = self.retry.delay(self.attempt, getattr(err, "retry_after", None))
+        total = self.timeouts.total
+        if delay is None or (total is not None and time.monotonic() + delay - self.started > total):
+            raise err from err.__cause__
+        self.attempt += 1
+        _observe.retrying(state, err, delay, self.attempt, self.retry.max_retries)
+        return state.sleep(delay)
 
 
 def _decode(data: bytes, url: str) -> Any:
