@@ -21,11 +21,13 @@ from ._errors import (
     MissingApiKeyError,
     NetworkError,
     OAuthError,
+    OutputSchemaError,
     RateLimitedError,
     RequestTimeoutError,
     ServerError,
     StreamInterruptedError,
     StreamReadError,
+    StructuredOutputError,
     ToolArgumentsError,
     ToolParameterParsingError,
     UnsupportedContentError,
@@ -38,6 +40,7 @@ from ._reasoning import ReasoningEffort
 from ._response import LlmResponse, StopReason, TokenUsage
 from ._retry import RetryPolicy
 from ._stream import CollectedResponse, LlmResponseStream
+from ._structured import OutputSchema
 from ._timeouts import Timeouts
 from ._tokens import TokenCount
 from ._tools import ToolCallError, ToolCallRequest, ToolCallResult, ToolDefinition
@@ -106,6 +109,8 @@ __all__ = [
     "OpenAiCompatibleProvider",
     "OpenAiProvider",
     "OpenRouterProvider",
+    "OutputSchema",
+    "OutputSchemaError",
     "RateLimitedError",
     "ReasoningEffort",
     "RequestTimeoutError",
@@ -115,6 +120,7 @@ __all__ = [
     "StreamInterruptedError",
     "StreamReadError",
     "StreamingModelProvider",
+    "StructuredOutputError",
     "Timeouts",
     "TokenCount",
     "TokenUsage",

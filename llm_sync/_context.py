@@ -17,6 +17,7 @@ from ._messages import (
 from ._messages import Summary as _Summary
 from ._model import LlmModel
 from ._reasoning import ReasoningEffort
+from ._structured import OutputSchema
 from ._tools import ToolCallError, ToolCallRequest, ToolCallResult, ToolDefinition
 
 if TYPE_CHECKING:
@@ -52,12 +53,33 @@ def _effort(effort: Union[ReasoningEffort, str, None]) -> Optional[ReasoningEffo
     raise TypeError(f"reasoning effort must be a ReasoningEffort, a str or None, got {type(effort).__name__}")
 
 
+def _output_schema(schema: Optional[OutputSchema]) -> Optional[OutputSchema]:
+    if schema is not None and not isinstance(schema, OutputSchema):
+        raise TypeError(f"output_schema must be an OutputSchema or None, got {type(schema).__name__}")
+    return schema
+
+
+def _tool_choice(choice: Optional[str]) -> Optional[str]:
+    if choice is None:
+        return None
+    if not isinstance(choice, str) or not choice:
+        raise TypeError(
+            f"tool_choice must be 'auto', 'none', 'required', a tool's name or None, got {choice!r}"
+        )
+    return choice
+
+
 class Context:
     """The messages, tools and settings for one request; the caller owns and mutates it.
 
     A provider snapshots the context when a stream starts (:meth:`copy`), so changing
     it afterwards never affects a stream in flight. Not locked: share one between
     threads only with your own lock.
+
+    Structured output and tool control (:meth:`set_output_schema`,
+    :meth:`set_tool_choice`) are settings like the others: kept by :meth:`copy`,
+    :meth:`to_dict` and equality, and checked against the provider when a request is
+    built (a provider that cannot carry one raises ``ApiRequestError`` before sending).
     """
 
     def __init__(
@@ -67,11 +89,15 @@ class Context:
         *,
         reasoning_effort: Union[ReasoningEffort, str, None] = None,
         prompt_cache_key: Optional[str] = None,
+        output_schema: Optional[OutputSchema] = None,
+        tool_choice: Optional[str] = None,
     ) -> None:
         self._messages = _messages(messages)
         self._tools = _tools(tools)
         self._reasoning_effort = _effort(reasoning_effort)
         self._prompt_cache_key = prompt_cache_key
+        self._output_schema = _output_schema(output_schema)
+        self._tool_choice = _tool_choice(tool_choice)
 
     # -- reading ---------------------------------------------------------------
 
@@ -90,6 +116,16 @@ class Context:
     @property
     def prompt_cache_key(self) -> Optional[str]:
         return self._prompt_cache_key
+
+    @property
+    def output_schema(self) -> Optional[OutputSchema]:
+        """The schema the reply must match (:meth:`set_output_schema`), or None."""
+        return self._output_schema
+
+    @property
+    def tool_choice(self) -> Optional[str]:
+        """``"auto"``, ``"none"``, ``"required"``, a tool's name, or None (the provider's default)."""
+        return self._tool_choice
 
     @property
     def message_count(self) -> int:
@@ -123,6 +159,34 @@ class Context:
         if key is not None and not isinstance(key, str):
             raise TypeError(f"prompt cache key must be str or None, got {type(key).__name__}")
         self._prompt_cache_key = key
+
+    def set_output_schema(
+        self,
+        schema: Union[str, bytes, Mapping[str, Any], None],
+        name: str = "output",
+        strict: bool = True,
+    ) -> None:
+        """Ask for a reply that is JSON matching ``schema`` (a dict or JSON text); None clears it.
+
+        The schema is checked now: one that is not a valid JSON Schema raises
+        ``OutputSchemaError`` naming the path in it. Each provider sends it in its own
+        structured-output field, or as a forced tool where it has none (the answer
+        still arrives as text); ``stream.collect().parsed`` is the validated value.
+        ``name`` and ``strict`` go where the provider takes them (OpenAI's
+        ``json_schema``).
+        """
+        self._output_schema = None if schema is None else OutputSchema(name, schema, strict)
+
+    def set_tool_choice(self, choice: Optional[str]) -> None:
+        """Whether and which tool the model must call: ``"auto"``, ``"none"``, ``"required"`` or a tool's name.
+
+        None leaves it to the provider (``"auto"`` everywhere). A tool's name is
+        checked when a request is built, not here (tools and choice may be set in
+        either order): one that names no tool of the context then raises
+        ``ApiRequestError`` before anything is sent, as does a choice the provider
+        cannot express. The three words win over tools of the same name.
+        """
+        self._tool_choice = _tool_choice(choice)
 
     def push_assistant_turn(
         self,
@@ -158,6 +222,8 @@ class Context:
             self._tools,
             reasoning_effort=self._reasoning_effort,
             prompt_cache_key=self._prompt_cache_key,
+            output_schema=self._output_schema,
+            tool_choice=self._tool_choice,
         )
 
     __copy__ = copy
@@ -188,8 +254,8 @@ class Context:
     def with_compacted_summary(self, summary: str) -> Context:
         """A new context: the system prompts, then one ``Summary`` of everything else.
 
-        Tools, reasoning effort and prompt cache key are kept. Without anything to
-        compact no ``Summary`` is added.
+        Tools and every setting are kept. Without anything to compact no ``Summary``
+        is added.
         """
         systems = [m for m in self._messages if m.is_system]
         compacted = len(self._messages) - len(systems)
@@ -198,6 +264,8 @@ class Context:
             self._tools,
             reasoning_effort=self._reasoning_effort,
             prompt_cache_key=self._prompt_cache_key,
+            output_schema=self._output_schema,
+            tool_choice=self._tool_choice,
         )
         if compacted > 0:
             out._messages.append(_Summary(summary, now(), compacted))
@@ -261,16 +329,23 @@ class Context:
             out["reasoning_effort"] = self._reasoning_effort.value
         if self._prompt_cache_key is not None:
             out["prompt_cache_key"] = self._prompt_cache_key
+        if self._output_schema is not None:
+            out["output_schema"] = self._output_schema.to_dict()
+        if self._tool_choice is not None:
+            out["tool_choice"] = self._tool_choice
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Context:
         """Inverse of :meth:`to_dict`; also reads the crate's JSON."""
+        schema = data.get("output_schema")
         return cls(
             [ChatMessage.from_dict(m) for m in data.get("messages") or ()],
             [ToolDefinition.from_dict(t) for t in data.get("tools") or ()],
             reasoning_effort=data.get("reasoning_effort"),
             prompt_cache_key=data.get("prompt_cache_key"),
+            output_schema=OutputSchema.from_dict(schema) if schema is not None else None,
+            tool_choice=data.get("tool_choice"),
         )
 
     # -- dunder ----------------------------------------------------------------
@@ -283,6 +358,8 @@ class Context:
             and self._tools == other._tools
             and self._reasoning_effort == other._reasoning_effort
             and self._prompt_cache_key == other._prompt_cache_key
+            and self._output_schema == other._output_schema
+            and self._tool_choice == other._tool_choice
         )
 
     # Mutable: equal contexts may stop being equal, so they must not be hashed.
@@ -294,4 +371,8 @@ class Context:
             extra += f", reasoning_effort={self._reasoning_effort.value!r}"
         if self._prompt_cache_key is not None:
             extra += f", prompt_cache_key={self._prompt_cache_key!r}"
+        if self._output_schema is not None:
+            extra += f", output_schema={self._output_schema!r}"
+        if self._tool_choice is not None:
+            extra += f", tool_choice={self._tool_choice!r}"
         return f"Context(messages={self._messages!r}, tools={self._tools!r}{extra})"

@@ -17,6 +17,8 @@
     ├── JsonParsingError               an event that is not valid JSON
     ├── ToolParameterParsingError      a tool whose parameters are not a JSON Schema (.tool_name)
     ├── ToolArgumentsError             tool-call arguments that do not match the schema
+    ├── OutputSchemaError              an output schema that is not a JSON Schema (.path)
+    ├── StructuredOutputError          a reply that is not the JSON asked for (.reason, .path, .text)
     ├── OAuthError                     sign-in or token refresh failed
     ├── UnsupportedContentError        content the provider cannot take (audio, say)
     └── AllProvidersFailedError  [r]   every provider of a FallbackProvider failed (.errors, .retry_after)
@@ -49,11 +51,13 @@ __all__ = [
     "MissingApiKeyError",
     "NetworkError",
     "OAuthError",
+    "OutputSchemaError",
     "RateLimitedError",
     "RequestTimeoutError",
     "ServerError",
     "StreamInterruptedError",
     "StreamReadError",
+    "StructuredOutputError",
     "ToolArgumentsError",
     "ToolParameterParsingError",
     "UnsupportedContentError",
@@ -253,6 +257,42 @@ class ToolArgumentsError(LlmError, ValueError):
         super().__init__(message, **kw)
         self.tool_name = tool_name
         self.path = path
+
+
+class OutputSchemaError(LlmError, ValueError):
+    """An output schema (``Context.set_output_schema``) that is not a valid JSON Schema.
+
+    Raised at once, before any request; ``path`` is the JSON Pointer of the fault in
+    the schema (``/properties/age/type``), ``schema_name`` the schema's name. A
+    ``ValueError`` too, like :class:`ToolParameterParsingError`: it is bad input.
+    """
+
+    def __init__(self, message: str, *, schema_name: str = "", path: Optional[str] = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.schema_name = schema_name
+        self.path = path
+
+
+class StructuredOutputError(LlmError, ValueError):
+    """A reply that is not the JSON its output schema asked for (``CollectedResponse.parsed``).
+
+    ``reason`` says why: ``"truncated"`` (the token limit, or the stream, cut the reply
+    short of a whole JSON value), ``"refused"`` (the model or the provider's filter declined),
+    ``"invalid_json"`` (the text is not one JSON value) or ``"schema_mismatch"`` (valid
+    JSON that the schema rejects; ``path`` is the JSON Pointer of the first failing
+    place in the reply, ``"/"`` for the whole of it). ``text`` is the reply as it came.
+    A fresh sample may pass where the JSON was invalid or mismatched, so those two are
+    ``retryable``; the same request would be cut or refused again, so those are not.
+    """
+
+    def __init__(
+        self, message: str, *, reason: str, text: str = "", path: Optional[str] = None, **kw: Any
+    ) -> None:
+        kw.setdefault("retryable", reason in ("invalid_json", "schema_mismatch"))
+        super().__init__(message, **kw)
+        self.reason = reason
+        self.path = path
+        self.text = text
 
 
 class OAuthError(LlmError):

@@ -27,6 +27,7 @@ from ._response import (
 )
 from ._response import reasoning as _reasoning
 from ._response import text as _text
+from ._structured import OutputSchema, parse_reply
 from ._timeouts import Timeouts
 from ._tools import ToolCallRequest
 
@@ -78,6 +79,7 @@ class LlmResponseStream:
         "_observer",
         "provider",
         "model",
+        "output_schema",
         "__weakref__",
     )
 
@@ -89,10 +91,13 @@ class LlmResponseStream:
         model: str,
         timeouts: Optional[Timeouts] = None,
         error: Optional[LlmError] = None,
+        output_schema: Optional[OutputSchema] = None,
         info: Optional[StreamInfo] = None,
     ) -> None:
         self.provider = provider
         self.model = model
+        #: The schema ``collect().parsed`` checks the reply against (the request's).
+        self.output_schema = output_schema
         t = timeouts if timeouts is not None else Timeouts()
         self._timeouts = t
         now = self._started = time.monotonic()
@@ -329,7 +334,7 @@ class LlmResponseStream:
         seen = list(self._seen)
         if unseen:
             del seen[max(0, len(seen) - unseen) :]
-        acc = _Collector(self.provider, self.model)
+        acc = _Collector(self.provider, self.model, self.output_schema)
         text, reasoning, add = acc.text, acc.reasoning, acc.add
         for item in seen:
             cls = item.__class__
@@ -390,7 +395,10 @@ def _iterate(stream: LlmResponseStream) -> Iterator[LlmResponse]:
 
 
 class CollectedResponse:
-    """Everything one stream said, joined: text, reasoning, tool calls, usage, stop reason."""
+    """Everything one stream said, joined: text, reasoning, tool calls, usage, stop reason.
+
+    :attr:`parsed` reads the text as JSON, checked against the request's output schema.
+    """
 
     __slots__ = (
         "message_id",
@@ -404,6 +412,8 @@ class CollectedResponse:
         "complete",
         "provider",
         "model",
+        "output_schema",
+        "_parsed",
     )
 
     def __init__(
@@ -420,6 +430,7 @@ class CollectedResponse:
         complete: bool,
         provider: str,
         model: str,
+        output_schema: Optional[OutputSchema] = None,
     ) -> None:
         self.message_id = message_id
         self.text = text
@@ -432,6 +443,29 @@ class CollectedResponse:
         self.complete = complete
         self.provider = provider
         self.model = model
+        self.output_schema = output_schema
+        self._parsed: Any = _NEVER
+
+    @property
+    def parsed(self) -> Any:
+        """The reply's JSON value, validated against the request's output schema (read once, then kept).
+
+        Raises ``StructuredOutputError`` with ``.reason``: ``"refused"`` (a
+        ``CONTENT_FILTER`` stop), ``"truncated"`` (a ``LENGTH`` stop before the JSON
+        closed, or an incomplete response), ``"invalid_json"`` or ``"schema_mismatch"``
+        (``.path`` is the JSON Pointer of the first failing place). Without an output schema it is the text
+        parsed as JSON, unchecked, with the same errors but the last.
+        """
+        found = self._parsed
+        if found is _NEVER:
+            try:
+                found = parse_reply(
+                    self.text, stop_reason=self.stop_reason, complete=self.complete, schema=self.output_schema
+                )
+            except LlmError as err:
+                raise stamp(err, self.provider, self.model) from None
+            self._parsed = found
+        return found
 
     def to_message(self) -> ChatMessage:
         """The turn as a ``ChatMessage.Assistant``, ready to append to the context.
@@ -512,9 +546,10 @@ class CollectedResponse:
 
 
 class _Collector:
-    def __init__(self, provider: str, model: str) -> None:
+    def __init__(self, provider: str, model: str, output_schema: Optional[OutputSchema] = None) -> None:
         self.provider = provider
         self.model = model
+        self.output_schema = output_schema
         self.message_id: Optional[str] = None
         self.text: List[str] = []
         self.reasoning: List[str] = []
@@ -553,4 +588,5 @@ class _Collector:
             complete=complete,
             provider=self.provider,
             model=self.model,
+            output_schema=self.output_schema,
         )

@@ -68,12 +68,17 @@ class ToolDefinition:
     valid under its metaschema (Draft 2020-12 unless ``$schema`` says otherwise)
     raises :class:`ToolParameterParsingError` naming the tool and the path in the
     schema. ``server`` names the MCP server the tool came from, if any.
+    ``strict`` asks the provider to hold the model's arguments to the schema exactly
+    (OpenAI's and Anthropic's ``strict``, Bedrock's ``toolSpec.strict``, Gemini's
+    ``VALIDATED`` mode); a provider that cannot enforce it refuses the request with
+    ``ApiRequestError`` rather than ignore it.
     """
 
     name: str
     description: str
     parameters: str
     server: Optional[str] = None
+    strict: bool = False
 
     def __init__(
         self,
@@ -81,6 +86,7 @@ class ToolDefinition:
         description: str,
         parameters: Union[str, Mapping[str, Any]],
         server: Optional[str] = None,
+        strict: bool = False,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise TypeError(f"ToolDefinition.name must be a non-empty str, got {name!r}")
@@ -88,6 +94,8 @@ class ToolDefinition:
             raise TypeError(f"ToolDefinition.description must be str, got {type(description).__name__}")
         if server is not None and not isinstance(server, str):
             raise TypeError(f"ToolDefinition.server must be str or None, got {type(server).__name__}")
+        if not isinstance(strict, bool):
+            raise TypeError(f"ToolDefinition.strict must be True or False, got {strict!r}")
         if isinstance(parameters, (str, bytes, bytearray)):
             try:
                 parsed = json.loads(parameters)
@@ -140,6 +148,7 @@ class ToolDefinition:
         object.__setattr__(self, "description", description)
         object.__setattr__(self, "parameters", text)
         object.__setattr__(self, "server", server)
+        object.__setattr__(self, "strict", strict)
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -172,16 +181,26 @@ class ToolDefinition:
         return args
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
             "parameters": self.parameters,
             "server": self.server,
         }
+        if self.strict:
+            # Only when set: the crate's reader (which ignores unknown keys) loads either way.
+            out["strict"] = True
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ToolDefinition:
-        return cls(data["name"], data.get("description", ""), data["parameters"], data.get("server"))
+        return cls(
+            data["name"],
+            data.get("description", ""),
+            data["parameters"],
+            data.get("server"),
+            data.get("strict", False),
+        )
 
 
 def _best_error(validator: Any, instance: Any) -> Any:

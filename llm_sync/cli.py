@@ -26,6 +26,7 @@ from ._model import LlmModel
 from ._parse import UnknownModelError, parse_model
 from ._reasoning import ReasoningEffort
 from ._stream import CollectedResponse
+from ._structured import answer_as_json
 from ._timeouts import Timeouts
 from .providers._base import StreamingModelProvider
 
@@ -109,6 +110,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     chat.add_argument(
         "--usage", action="store_true", help="print token usage and estimated cost at the end"
+    )
+    chat.add_argument(
+        "--schema",
+        metavar="FILE_OR_JSON",
+        help="ask for JSON matching this JSON Schema (a file, or the JSON itself) and print the "
+        "validated JSON on one line",
     )
 
     logs = sub.add_parser(
@@ -417,11 +424,19 @@ def _chat(args: argparse.Namespace) -> int:
     attachments = [_attachment(path) for path in args.attach]
     if prompt is None and attachments:
         raise UsageError("-a attaches files to a prompt: give the prompt too")
+    if prompt is None and args.schema is not None:
+        raise UsageError("--schema needs a prompt (an argument, or '-' to read stdin)")
     with _retry_notes():
         session = _Session(args)
         try:
             if prompt is None:
                 return _interactive(session)
+            if args.schema is not None:
+                user = ChatMessage.User([ContentBlock.Text(prompt), *attachments] if attachments else prompt)
+                collected = answer_as_json(session.provider, session.context(user), args.schema, sys.stdout)
+                if args.usage:
+                    _print_usage(collected, session.model)
+                return EXIT_OK
             session.turn(prompt, attachments)
             return EXIT_OK
         finally:

@@ -51,7 +51,8 @@ class FakeLlmProvider(StreamingModelProvider):
 
     A turn is a list of chunks; an ``LlmError`` in it is raised at that point.
     Calls beyond the script answer ``[Done()]``. Every call records a snapshot of
-    its context in :attr:`captured_contexts`.
+    its context in :attr:`captured_contexts`. ``collect().parsed`` checks the scripted
+    text against the context's output schema, as with a real provider.
     """
 
     def __init__(
@@ -131,7 +132,9 @@ class FakeLlmProvider(StreamingModelProvider):
                         if state.stopped:
                             return
 
-        return LlmResponseStream(source, provider="fake", model=self._display_name)
+        return LlmResponseStream(
+            source, provider="fake", model=self._display_name, output_schema=context.output_schema
+        )
 
     def __repr__(self) -> str:
         return f"FakeLlmProvider(turns={len(self._script.turns)}, display_name={self._display_name!r})"

@@ -11,6 +11,9 @@ import pytest
 from llm_sync import ChatMessage, Context, ContextOverflowError, ToolDefinition, local
 from llm_sync.providers.llamacpp import LlamaCppProvider
 
+# tox -e local runs what is marked local_model; the other environments have no model and skip.
+pytestmark = pytest.mark.local_model
+
 N_CTX = 256
 
 

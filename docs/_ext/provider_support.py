@@ -4,7 +4,8 @@
 (``llm_sync._parse.PROVIDERS``), reads its class attributes (key and base-URL
 variables, defaults) and *probes* it: it builds (never sends) the request for a
 few small contexts and compares the bodies, so the table says what a reasoning
-effort or a prompt cache key actually turns into on the wire. ``catalog_rows()``
+effort, a prompt cache key, an output schema, a tool choice or a strict tool
+actually turns into on the wire (``prepare_call``: what ``stream_response`` sends). ``catalog_rows()``
 summarises the shipped catalog per provider. The Sphinx directives
 ``provider-table``, ``catalog-table`` and ``provider-classes`` render them.
 """
@@ -79,7 +80,7 @@ def _body(provider: Any, context: Any) -> Tuple[Optional[Dict[str, Any]], Option
     from llm_sync import LlmError
 
     try:
-        call, _parser = provider.build_call(context)
+        call, _parser = provider.prepare_call(context)
     except LlmError as err:
         return None, type(err).__name__, ""
     body = json.loads(call.body) if call.body else {}
@@ -98,6 +99,88 @@ def _diff(a: Any, b: Any, path: str = "") -> List[str]:
                 out.extend(_diff(a[k], b[k], sub) if sub.count(".") < 1 else [sub])
         return out
     return [path or "(body)"] if a != b else []
+
+
+def _paths(a: Any, b: Any, path: str = "") -> List[str]:
+    """Dotted paths (at most two levels) where ``b`` differs from ``a``.
+
+    A new key holding a one-key object of an object (``text.format``) is named down
+    to that key; a changed list of tools is named by what changed in its first tool
+    (``tools[].strict``).
+    """
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: List[str] = []
+        for k in b:
+            sub = f"{path}.{k}" if path else k
+            if k in a and a[k] == b[k]:
+                continue
+            new = b[k]
+            deeper = (k in a and isinstance(a[k], list) and isinstance(new, list)) or (
+                sub.count(".") < 1
+                and (
+                    (k in a and isinstance(a[k], dict))
+                    or (isinstance(new, dict) and len(new) == 1 and isinstance(next(iter(new.values())), dict))
+                )
+            )
+            out.extend(_paths(a.get(k, {} if isinstance(new, dict) else None), new, sub) if deeper else [sub])
+        out.extend(f"{path}.{k}" if path else k for k in a if k not in b)
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and a and isinstance(a[0], dict):
+        return [f"{path}[].{p}" for p in _paths(a[0], b[0])] or [path]
+    return [path or "(body)"] if a != b else []
+
+
+def _fields(paths: List[str]) -> str:
+    return ", ".join(f"``{p}``" for p in paths) if paths else "not sent"
+
+
+_PROBE_SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+_ROUTE_WORDS = {"native": "native", "tool": "forced tool", "json": "JSON mode"}
+
+
+def _structured(key: str, cls: type, provider: Any, plain: Any, base: Dict[str, Any]) -> Dict[str, str]:
+    """The structured-output, tool-choice and strict-tool cells, from requests built for them."""
+    from llm_sync import ToolDefinition
+    from llm_sync._catalog import all_models
+
+    ctx = plain.copy()
+    ctx.set_output_schema(_PROBE_SCHEMA, name="answer")
+    body, failure, _ = _body(provider, ctx)
+    route = provider.structured_support(ctx).output
+    if body is None:
+        schema = f"refused ({failure})"
+    else:
+        schema = f"{_fields(_paths(base, body))} ({_ROUTE_WORDS.get(route, route)})"
+    # Models of the catalog that take another route than the probed one (Claude before 4.5).
+    other: Dict[str, List[str]] = {}
+    for m in all_models(getattr(cls, "catalog_provider", None) or key):
+        try:
+            r = _instance(cls, m.model_id).structured_support(ctx).output
+        except Exception:  # noqa: BLE001 - a model the class cannot be built for says nothing here
+            continue
+        if r != route:
+            other.setdefault(_ROUTE_WORDS.get(r, str(r)), []).append(m.model_id)
+    for word, models in sorted(other.items()):
+        schema += f"; {word} for {len(models)} older catalog models (e.g. ``{models[0]}``)"
+
+    tool = ToolDefinition("get_time", "The time.", {"type": "object", "properties": {}})
+    with_tool = plain.copy()
+    with_tool.set_tools([tool])
+    tool_base, _, _ = _body(provider, with_tool)
+    groups: Dict[str, List[str]] = {}
+    for choice, label in (("auto", "auto"), ("none", "none"), ("required", "required"), ("get_time", "named")):
+        probe = with_tool.copy()
+        probe.set_tool_choice(choice)
+        got, failure, _ = _body(provider, probe)
+        cell = f"refused ({failure})" if got is None else _fields(_paths(tool_base, got))
+        groups.setdefault(cell, []).append(label)
+    choices = "; ".join(f"{', '.join(labels)}: {cell}" for cell, labels in groups.items())
+
+    strict_ctx = plain.copy()
+    strict_ctx.set_tools([ToolDefinition("get_time", "The time.", {"type": "object", "properties": {}}, strict=True)])
+    got, failure, _ = _body(provider, strict_ctx)
+    strict = f"refused ({failure})" if got is None else _fields(_paths(tool_base, got))
+    return {"schema": schema, "choice": choices, "strict": strict}
 
 
 def _marked(obj: Any, word: str) -> bool:
@@ -132,7 +215,9 @@ def _probe(key: str, cls: type) -> Dict[str, str]:
         return ", ".join(f"``{p}``" for p in found) if found else "not sent"
 
     markers = [w for w in ("cache_control", "cachePoint") if _marked(base, w)]
+    structured = _structured(key, cls, provider, plain, base)
     return {
+        **structured,
         "probed": f"``{model}``",
         "framing": framing,
         "effort": paths(with_effort),
@@ -209,6 +294,9 @@ _PROVIDER_COLUMNS = (
     ("auto_cache", "cache markers always sent"),
     ("image", "images"),
     ("audio", "audio"),
+    ("schema", "structured output sent as"),
+    ("choice", "tool_choice sent as"),
+    ("strict", "strict tools sent as"),
 )
 
 _CATALOG_COLUMNS = (

@@ -27,6 +27,7 @@ from .._observe import StreamInfo, watcher
 from .._redact import mask, register_secret
 from .._retry import RetryPolicy
 from .._stream import LlmResponseStream
+from .._structured import StructuredSupport, plan, read_answer
 from .._timeouts import Timeouts, TimeoutSpec, as_timeouts
 from .._tokens import TokenCount, overflow
 from .._transport._frame import DEFAULT_MAX_EVENT_BYTES
@@ -143,6 +144,16 @@ class HttpProvider(StreamingModelProvider):
     default_max_tokens: ClassVar[Optional[int]] = None
     #: The highest temperature the API takes.
     max_temperature: ClassVar[float] = 2.0
+    #: How an output schema (``Context.set_output_schema``) travels: ``"native"`` (the
+    #: provider's own structured-output field, mapped by :meth:`build_call`), ``"tool"``
+    #: (a forced single tool, read back as the answer text), ``"json"`` (JSON mode and the
+    #: schema in the instructions), or None: refused with ``ApiRequestError``.
+    output_schema_route: ClassVar[Optional[str]] = None
+    #: The ``Context.tool_choice`` values :meth:`build_call` can send: from ``"auto"``,
+    #: ``"none"``, ``"required"`` and ``"tool"`` (a named tool). Others are refused.
+    tool_choices: ClassVar[FrozenSet[str]] = frozenset({"auto"})
+    #: Whether :meth:`build_call` sends ``ToolDefinition.strict`` (else strict tools are refused).
+    strict_tools: ClassVar[bool] = False
     #: What a user message may carry besides text: content kind (``"image"``,
     #: ``"audio"``, ``"document"``) -> the MIME types taken (None: any). Other kinds,
     #: and kinds the model's catalog entry does not list, are refused with
@@ -341,18 +352,45 @@ class HttpProvider(StreamingModelProvider):
         """The typed error for a non-2xx answer; the default reads the status and common JSON shapes."""
         return default_classifier(status, headers, body, provider=self.label or None)
 
+    def structured_support(self, context: Context) -> StructuredSupport:
+        """What this provider (for its model and ``context``) can send: output schema route, tool choices, strict tools.
+
+        The class attributes :attr:`output_schema_route`, :attr:`tool_choices` and
+        :attr:`strict_tools`; a provider whose models differ overrides this.
+        """
+        return StructuredSupport(self.output_schema_route, self.tool_choices, self.strict_tools)
+
+    def prepare_call(self, context: Context) -> Tuple[HttpCall, Parser]:
+        """:meth:`build_call` after the shared structured-output and tool-choice rules: what is sent.
+
+        The output schema, tool choice and strict tools are fitted to
+        :meth:`structured_support` (the forced-tool route adds the tool and reads its
+        call back as text); what the provider cannot express raises ``ApiRequestError``.
+        """
+        planned, answer = plan(context, self.structured_support(context), self.label or type(self).__name__)
+        call, parse = self.build_call(planned)
+        if answer is not None:
+            parse = read_answer(parse, answer)
+        return call, parse
+
     def stream_response(self, context: Context) -> LlmResponseStream:
         """Send the request for a snapshot of ``context`` and return the stream of its answer."""
         snapshot = context.copy()
+        schema = snapshot.output_schema
         try:
             self.check_content(snapshot)
-            call, parse = self.build_call(snapshot)
+            call, parse = self.prepare_call(snapshot)
             if call.classify is None:
                 call = call.replace(classify=self.classify_error)
         except LlmError as err:
             # Raised on first iteration, like every other failure; nothing was sent.
             return LlmResponseStream(
-                None, provider=self.provider_id, model=self._model, timeouts=self._timeouts, error=err,
+                None,
+                provider=self.provider_id,
+                model=self._model,
+                timeouts=self._timeouts,
+                error=err,
+                output_schema=schema,
                 info=self._stream_info(None, snapshot),
             )
         source = http_source(
@@ -364,7 +402,11 @@ class HttpProvider(StreamingModelProvider):
             max_event_bytes=self._max_event_bytes,
         )
         return LlmResponseStream(
-            source, provider=self.provider_id, model=self._model, timeouts=self._timeouts,
+            source,
+            provider=self.provider_id,
+            model=self._model,
+            timeouts=self._timeouts,
+            output_schema=schema,
             info=self._stream_info(call.url, snapshot),
         )
 

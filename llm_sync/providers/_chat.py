@@ -39,6 +39,7 @@ from .._inputs import unsupported
 from .._messages import Assistant, Error, Summary, System, ToolCallResultMessage, User
 from .._response import EncryptedReasoning, LlmResponse, StopReason, Usage, reasoning, text
 from .._retry import parse_retry_after
+from .._structured import CHOICE_WORDS, json_instruction
 from .._transport._http import error_summary
 from ._responses import file_name
 from ._turn import HANDOFF_PREFIX, OVERFLOW_HINT, ToolCalls, Turn, count, decode_event, stop_reason
@@ -53,6 +54,7 @@ __all__ = [
     "ToolCallCollector",
     "build_request",
     "chat_messages",
+    "chat_tool_choice",
     "chat_tools",
     "classify_error",
     "error_from_event",
@@ -206,11 +208,38 @@ def chat_tools(context: Context, transform: Optional[SchemaTransform] = None) ->
                     "name": t.name,
                     "description": t.description,
                     "parameters": schema,
-                    "strict": False,
+                    "strict": t.strict,
                 },
             }
         )
     return out
+
+
+def chat_tool_choice(choice: str) -> Any:
+    """``tool_choice`` for a ``Context.tool_choice``: the word, or ``{"type": "function", ...}`` for a name."""
+    if choice in CHOICE_WORDS:
+        return choice
+    return {"type": "function", "function": {"name": choice}}
+
+
+def _output_format(context: Context, body: Dict[str, Any], json_mode: bool) -> None:
+    schema = context.output_schema
+    if schema is None:
+        return
+    if not json_mode:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": schema.name, "schema": schema.schema, "strict": schema.strict},
+        }
+        return
+    # JSON mode knows no schema: it goes to the model as an instruction, after the
+    # leading system messages (some chat templates want those first).
+    body["response_format"] = {"type": "json_object"}
+    messages = body["messages"]
+    at = 0
+    while at < len(messages) and messages[at].get("role") == "system":
+        at += 1
+    messages.insert(at, {"role": "system", "content": json_instruction(schema)})
 
 
 def build_request(
@@ -228,8 +257,14 @@ def build_request(
     max_tokens: Optional[int] = None,
     temperature: Optional[float] = None,
     extra: Optional[Mapping[str, Any]] = None,
+    json_mode: bool = False,
 ) -> Dict[str, Any]:
-    """The chat-completions body for ``context`` (always streaming)."""
+    """The chat-completions body for ``context`` (always streaming).
+
+    The output schema goes in ``response_format`` (``json_schema``; with
+    ``json_mode``, ``json_object`` and the schema as a system instruction), the tool
+    choice in ``tool_choice``, each tool's ``strict`` in its function.
+    """
     body: Dict[str, Any] = {
         "model": model,
         "messages": chat_messages(
@@ -245,6 +280,9 @@ def build_request(
         body["stream_options"] = {"include_usage": True}
     if context.tools:
         body["tools"] = chat_tools(context, schema_transform)
+        if context.tool_choice is not None:
+            body["tool_choice"] = chat_tool_choice(context.tool_choice)
+    _output_format(context, body, json_mode)
     effort = context.reasoning_effort
     if reasoning_effort and effort is not None:
         body["reasoning_effort"] = effort.value
@@ -446,7 +484,9 @@ def parse_events(frames: Iterator[Frame], *, keep_reasoning_details: bool = Fals
     ``finish_reason`` and after an empty-choices chunk until ``[DONE]`` or the end of
     the body. An ``{"error": ...}`` chunk is raised as a typed error. Chunks with no
     id, choices or usage before the answer (Azure's prompt annotations) do not start
-    the turn, so ``Start`` carries the response's own id.
+    the turn, so ``Start`` carries the response's own id. A structured-output refusal
+    (``delta.refusal``) streams as text and ends the turn ``CONTENT_FILTER`` with
+    ``raw_stop_reason`` ``"refusal"``, as the Responses dialect does.
     """
     turn = Turn()
     collector = ToolCallCollector(turn.calls)
@@ -457,6 +497,7 @@ def parse_events(frames: Iterator[Frame], *, keep_reasoning_details: bool = Fals
     turn.so_far = lambda: usage_from(usage) if usage else None
     details: List[Dict[str, Any]] = []
     done = False
+    refused = False
     pending = turn.calls.pending
     for frame in frames:
         if frame.data == "[DONE]":
@@ -504,6 +545,10 @@ def parse_events(frames: Iterator[Frame], *, keep_reasoning_details: bool = Fals
                     yield from collector.close_all()
                     pending = False
                 yield text(content)
+            refusal = delta.get("refusal")
+            if refusal and isinstance(refusal, str):
+                refused = True
+                yield text(refusal)
             tool_calls = delta.get("tool_calls")
             if tool_calls:
                 for tc in tool_calls:
@@ -539,7 +584,10 @@ def parse_events(frames: Iterator[Frame], *, keep_reasoning_details: bool = Fals
         )
     if usage is not None:
         turn.usage = usage_from(usage)
-    yield from turn.end(stop_reason(raw_stop, FINISH_REASONS), raw_stop)
+    stop = stop_reason(raw_stop, FINISH_REASONS)
+    if refused and stop in (StopReason.END_TURN, StopReason.UNKNOWN):
+        stop, raw_stop = StopReason.CONTENT_FILTER, "refusal"
+    yield from turn.end(stop, raw_stop)
 
 
 def _first_choice(choices: List[Any]) -> Mapping[str, Any]:

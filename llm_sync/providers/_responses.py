@@ -21,6 +21,7 @@ from .._inputs import unsupported
 from .._messages import Assistant, Error, Summary, System, ToolCallResultMessage, User
 from .._response import EncryptedReasoning, LlmResponse, StopReason, Usage, reasoning, text
 from .._retry import parse_retry_after
+from .._structured import CHOICE_WORDS
 from .._tools import ToolCallError
 from .._transport._http import error_summary
 from ._turn import HANDOFF_PREFIX, OVERFLOW_HINT, Turn, count, decode_event
@@ -189,8 +190,10 @@ def build_request(
     ``reasoning_model`` (``"provider:model"``) selects which encrypted reasoning is
     replayed; ``include_encrypted`` asks for encrypted reasoning back (None: when
     the model reasons or an effort is set); ``tool_strict`` None leaves ``strict``
-    out of tool definitions; ``default_effort`` is sent when the context sets none;
-    ``max_tokens`` goes out as ``max_output_tokens``.
+    out of tool definitions that are not strict; ``default_effort`` is sent when the
+    context sets none; ``max_tokens`` goes out as ``max_output_tokens``. The output
+    schema goes in ``text.format`` (``json_schema``), the tool choice in
+    ``tool_choice``.
     Nothing is stored server-side (``store: false``): the conversation travels in
     ``input`` every turn.
     """
@@ -207,10 +210,18 @@ def build_request(
                 "description": t.description,
                 "parameters": t.schema,
             }
-            if tool_strict is not None:
-                spec["strict"] = tool_strict
+            if tool_strict is not None or t.strict:
+                spec["strict"] = t.strict
             tools.append(spec)
         body["tools"] = tools
+        choice = context.tool_choice
+        if choice is not None:
+            body["tool_choice"] = choice if choice in CHOICE_WORDS else {"type": "function", "name": choice}
+    schema = context.output_schema
+    if schema is not None:
+        body["text"] = {
+            "format": {"type": "json_schema", "name": schema.name, "schema": schema.schema, "strict": schema.strict}
+        }
     effort = context.reasoning_effort
     effort_text = effort.value if effort is not None else default_effort
     if effort_text is not None:

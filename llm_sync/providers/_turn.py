@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import TYPE_CHECKING, Any, Callable, Dict, Hashable, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Hashable, List, Mapping, Optional, Tuple
 
 from .._errors import JsonParsingError
 from .._json import loads_event
@@ -40,12 +40,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ANSWER_ROOM",
+    "CLAUDE_STRUCTURED",
     "HANDOFF_PREFIX",
     "OVERFLOW_HINT",
     "THINKING_BUDGETS",
     "OpenCall",
     "ToolCalls",
     "Turn",
+    "claude_version",
     "count",
     "decode_event",
     "new_id",
@@ -62,6 +64,29 @@ ANSWER_ROOM = 1024
 OVERFLOW_HINT = (
     "shorten the conversation (Context.with_compacted_summary) or use a model with a larger window"
 )
+#: The first Claude version with structured outputs (a JSON-schema reply format and
+#: strict tools), on Anthropic's API and on Bedrock alike.
+CLAUDE_STRUCTURED = (4, 5)
+_CLAUDE_FAMILIES = frozenset({"opus", "sonnet", "haiku"})
+
+
+def claude_version(model: str) -> Optional[Tuple[int, int]]:
+    """``(major, minor)`` of a Claude model id, Anthropic's or Bedrock's; None when it is not one.
+
+    Both spellings: ``claude-sonnet-4-5[-date]`` and the older ``claude-3-7-sonnet[-date]``,
+    with any prefix (``us.anthropic.``) and suffix (``-v1:0``, Vertex's ``@20250929``); a
+    date is not a minor version.
+    """
+    at = model.lower().find("claude-")
+    if at < 0:
+        return None
+    parts = model.lower()[at + 7 :].split("@")[0].split("-")
+    if parts and parts[0] in _CLAUDE_FAMILIES:
+        parts = parts[1:]
+    if not parts or not parts[0].isdigit() or len(parts[0]) > 2:
+        return None
+    minor = parts[1] if len(parts) > 1 and parts[1].isdigit() and len(parts[1]) <= 2 else "0"
+    return int(parts[0]), int(minor)
 
 
 def new_id(prefix: str) -> str:

@@ -10,6 +10,7 @@ from .._content import Document, Image
 from .._content import Text as TextBlock
 from .._errors import (
     ApiError,
+    ApiRequestError,
     InvalidApiKeyError,
     JsonParsingError,
     LlmError,
@@ -23,6 +24,7 @@ from .._inputs import unsupported
 from .._messages import Assistant, Error, Summary, System, ToolCallResultMessage, User
 from .._response import EncryptedReasoning, LlmResponse, StopReason, Usage, reasoning, text
 from .._retry import parse_retry_after
+from .._structured import StructuredSupport
 from .._tokens import read_count
 from .._tools import ToolCallError
 from .._transport._http import error_summary
@@ -30,10 +32,12 @@ from .._transport._request import HttpCall
 from ._base import Fetch, HttpProvider, count_call, json_body, request_json
 from ._turn import (
     ANSWER_ROOM,
+    CLAUDE_STRUCTURED,
     HANDOFF_PREFIX,
     OVERFLOW_HINT,
     THINKING_BUDGETS,
     Turn,
+    claude_version,
     count,
     decode_event,
     stop_reason,
@@ -46,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "API_VERSION",
+    "SUPPORT",
     "THINKING_BUDGETS",
     "AnthropicProvider",
     "build_request",
@@ -53,6 +58,7 @@ __all__ = [
     "error_from_event",
     "parse_events",
     "replay_blocks",
+    "support_for",
     "usage_from",
 ]
 
@@ -87,6 +93,10 @@ def build_request(
     default ``"anthropic:<model>"``; Vertex passes its own). Raises
     ``UnsupportedContentError`` for audio, which the API does not take.
     A document goes out as a ``document`` block: a PDF as base64, plain text as text.
+    The output schema goes in ``output_config.format`` (``json_schema``), the tool
+    choice in ``tool_choice`` (``auto``, ``none``, ``any``, ``tool``), a strict tool's
+    ``strict`` in its definition; a forced tool choice while thinking raises
+    ``ApiRequestError`` (the API refuses that pairing).
     """
     system, messages = map_messages(context, model, replay_for)
     if max_tokens is None:
@@ -105,14 +115,53 @@ def build_request(
     if system:
         body["system"] = [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]
     if context.tools:
-        body["tools"] = [
-            {"name": t.name, "description": t.description, "input_schema": t.schema}
-            for t in context.tools
-        ]
+        tools = []
+        for t in context.tools:
+            spec: Dict[str, Any] = {"name": t.name, "description": t.description, "input_schema": t.schema}
+            if t.strict:
+                spec["strict"] = True
+            tools.append(spec)
+        body["tools"] = tools
+        choice = context.tool_choice
+        if choice is not None:
+            body["tool_choice"] = _tool_choice(choice, thinking=effort is not None)
+    schema = context.output_schema
+    if schema is not None:
+        body["output_config"] = {"format": {"type": "json_schema", "schema": schema.schema}}
     body["stream"] = True
     # Automatic prompt caching of the whole prefix; the system block is marked too.
     body["cache_control"] = {"type": "ephemeral"}
     return body
+
+
+#: What Claude 4.5 and later take: output_config.format, every tool choice, strict tools.
+SUPPORT = StructuredSupport("native", frozenset({"auto", "none", "required", "tool"}), strict=True)
+
+
+def support_for(model: str) -> StructuredSupport:
+    """Claude 4.5 and later: ``output_config.format`` and strict tools; older models: a forced tool.
+
+    Model names that are not Claude version numbers (an alias behind a proxy) are
+    taken as current models.
+    """
+    version = claude_version(model)
+    if version is not None and version < CLAUDE_STRUCTURED:
+        return StructuredSupport("tool", SUPPORT.choices, strict=False)
+    return SUPPORT
+
+
+def _tool_choice(choice: str, *, thinking: bool) -> Dict[str, Any]:
+    if choice in ("auto", "none"):
+        return {"type": choice}
+    if thinking:
+        raise ApiRequestError(
+            f"Anthropic does not allow forcing a tool call (tool_choice {choice!r}) while thinking "
+            "is on; drop the reasoning effort or choose 'auto' (an output schema on a model before "
+            "Claude 4.5 travels as a forced tool, so it cannot be combined with thinking there)"
+        )
+    if choice == "required":
+        return {"type": "any"}
+    return {"type": "tool", "name": choice}
 
 
 def thinking_budget(effort: ReasoningEffort) -> int:
@@ -505,6 +554,13 @@ class AnthropicProvider(HttpProvider):
     default_max_tokens = DEFAULT_MAX_TOKENS
     # PDF support: https://platform.claude.com/docs/en/build-with-claude/pdf-support
     inputs = {"image": None, "document": frozenset({"application/pdf", "text/plain"})}
+    output_schema_route = "native"
+    tool_choices = frozenset({"auto", "none", "required", "tool"})
+    strict_tools = True
+
+    def structured_support(self, context: Context) -> StructuredSupport:
+        """See :func:`support_for`."""
+        return support_for(self._model)
 
     def classify_error(self, status: int, headers: Mapping[str, str], body: str) -> LlmError:
         return classify_error(status, headers, body, self._model)

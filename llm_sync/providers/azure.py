@@ -196,6 +196,11 @@ class AzureOpenAiProvider(HttpProvider):
     """
 
     provider_id = "azure"
+    # Both APIs are the OpenAI dialects: text.format / response_format json_schema,
+    # tool_choice, strict tools.
+    output_schema_route = "native"
+    tool_choices = frozenset({"auto", "none", "required", "tool"})
+    strict_tools = True
     genai_provider_name = "azure.ai.openai"
     label = "Azure OpenAI"
     default_model = ""

@@ -25,6 +25,7 @@ from .._json import loads_event
 from .._messages import Assistant, Summary, System, ToolCallResultMessage, User
 from .._response import EncryptedReasoning, LlmResponse, StopReason, Usage, reasoning, text
 from .._retry import parse_retry_after
+from .._structured import StructuredSupport
 from .._tokens import read_count
 from .._tools import ToolCallError
 from .._transport._frame import DEFAULT_MAX_EVENT_BYTES
@@ -39,11 +40,13 @@ if TYPE_CHECKING:
     from .._transport._frame import Frame
 
 __all__ = [
+    "SUPPORT",
     "GeminiProvider",
     "build_request",
     "classify_error",
     "error_from_event",
     "parse_events",
+    "support_for",
     "thinking_config",
     "usage_from",
 ]
@@ -220,6 +223,11 @@ def build_request(
 
     Thought signatures are replayed from turns written by ``replay_for``
     (``"provider:model"``, default ``"gemini:<model>"``; Vertex passes its own).
+    The output schema goes in ``generationConfig.responseJsonSchema`` (full JSON
+    Schema, unlike the OpenAPI-subset ``responseSchema``) with ``responseMimeType``
+    ``application/json``; the tool choice in ``toolConfig.functionCallingConfig``
+    (``AUTO``, ``NONE``, ``ANY``, ``ANY`` with ``allowedFunctionNames``); strict tools
+    turn ``AUTO`` into ``VALIDATED``, which holds calls to their schemas.
     """
     target = replay_for or f"{PROVIDER_ID}:{model}"
     gemini3 = _is_gemini3_or_later(model)
@@ -261,7 +269,14 @@ def build_request(
         for t in context.tools:
             decls.append({"name": t.name, "description": t.description, "parametersJsonSchema": _schema(t.schema)})
         body["tools"] = [{"functionDeclarations": decls}]
+        calling = _calling_config(context)
+        if calling is not None:
+            body["toolConfig"] = {"functionCallingConfig": calling}
     config: Dict[str, Any] = {}
+    schema = context.output_schema
+    if schema is not None:
+        config["responseMimeType"] = "application/json"
+        config["responseJsonSchema"] = _schema(schema.schema)
     if max_tokens is not None:
         config["maxOutputTokens"] = max_tokens
     if temperature is not None:
@@ -274,6 +289,36 @@ def build_request(
     # prompt_cache_key has no Gemini counterpart (caching is implicit, or an explicit
     # cachedContents resource), and Gemini rejects unknown fields: nothing is sent.
     return body
+
+
+#: What Gemini takes: responseJsonSchema, every tool choice, strict tools as VALIDATED.
+SUPPORT = StructuredSupport("native", frozenset({"auto", "none", "required", "tool"}), strict=True)
+
+
+def support_for(model: str, context: Context) -> StructuredSupport:
+    """``responseJsonSchema`` natively; before Gemini 3, a forced function when the context has tools.
+
+    Gemini 2.x does not combine function calling with a JSON response format; the
+    schema then travels as one more function, called with mode ``ANY``. Names that
+    are not ``gemini-X.Y`` versions are taken as current models.
+    """
+    if context.tools and _version(model) is not None and not _is_gemini3_or_later(model):
+        return StructuredSupport("tool", SUPPORT.choices, SUPPORT.strict)
+    return SUPPORT
+
+
+def _calling_config(context: Context) -> Optional[Dict[str, Any]]:
+    choice = context.tool_choice
+    strict = any(t.strict for t in context.tools)
+    if choice == "none":
+        return {"mode": "NONE"}
+    if choice == "required":
+        return {"mode": "ANY"}
+    if choice is not None and choice != "auto":
+        return {"mode": "ANY", "allowedFunctionNames": [choice]}
+    if strict:
+        return {"mode": "VALIDATED"}
+    return {"mode": "AUTO"} if choice == "auto" else None
 
 
 # ---------------------------------------------------------------------------
@@ -732,6 +777,13 @@ class GeminiProvider(HttpProvider):
     key_aliases = ("GOOGLE_API_KEY",)
     base_url_variable = "GEMINI_BASE_URL"
     inputs = {"image": None, "audio": None, "document": None}
+    output_schema_route = "native"
+    tool_choices = frozenset({"auto", "none", "required", "tool"})
+    strict_tools = True
+
+    def structured_support(self, context: Context) -> StructuredSupport:
+        """See :func:`support_for`."""
+        return support_for(self._model, context)
 
     def classify_error(self, status: int, headers: Mapping[str, str], body: str) -> LlmError:
         return classify_error(status, headers, body, self._model)

@@ -87,7 +87,9 @@ class LlamaCppProvider(OpenAiCompatibleProvider):
     ``ServerError``, and an ``{"error": ...}`` event inside the stream (the server
     sends one when the model's output breaks the tool-call grammar) is raised.
     ``Context.reasoning_effort`` is not sent: llama.cpp controls thinking through the
-    chat template, not a request field.
+    chat template, not a request field. An output schema goes in ``response_format``
+    (``json_schema``), which the server turns into a grammar: the reply is
+    constrained to the schema token by token.
     """
 
     provider_id: ClassVar[str] = "llamacpp"
@@ -103,6 +105,10 @@ class LlamaCppProvider(OpenAiCompatibleProvider):
     # images with a vision projector, and no documents.
     accepts_audio: ClassVar[bool] = True
     inputs: ClassVar[Mapping[str, Optional[FrozenSet[str]]]] = {"image": None}
+    # tool_choice is a word only (the server refuses an object); a named tool is sent
+    # as that one tool with "required". Tool calls and response_format's json_schema are
+    # grammar-constrained, so strict holds whatever the flag says.
+    tool_choices: ClassVar[FrozenSet[str]] = frozenset({"auto", "none", "required"})
 
     def __init__(
         self,

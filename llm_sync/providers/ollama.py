@@ -28,6 +28,7 @@ from .._messages import Assistant, Summary, System, ToolCallResultMessage, User
 from .._model import LlmModel
 from .._response import LlmResponse, StopReason, Usage, reasoning, text
 from .._retry import parse_retry_after
+from .._structured import StructuredSupport
 from .._timeouts import TimeoutSpec
 from .._transport._http import error_summary
 from .._transport._ndjson import UNTERMINATED
@@ -169,7 +170,9 @@ def build_request(
 ) -> Dict[str, Any]:
     """The ``/api/chat`` body for ``context`` (``stream`` is always true).
 
-    An explicit ``think`` wins over the context's reasoning effort.
+    An explicit ``think`` wins over the context's reasoning effort. The output schema
+    goes in ``format`` (Ollama constrains the reply to it); ``tool_choice`` ``"none"``
+    is sent by leaving the tools out, as ``/api/chat`` has no field for it.
     """
     messages: List[Dict[str, Any]] = []
     for m in context.messages:
@@ -189,7 +192,7 @@ def build_request(
             messages.append({"role": "user", "content": HANDOFF_PREFIX + m.content})
         # ChatMessage.Error is a note for the user, not for the model: it is left out.
     body: Dict[str, Any] = {"model": model, "messages": messages, "stream": True}
-    if context.tools:
+    if context.tools and context.tool_choice != "none":
         body["tools"] = [
             {
                 "type": "function",
@@ -197,6 +200,8 @@ def build_request(
             }
             for t in context.tools
         ]
+    if context.output_schema is not None:
+        body["format"] = context.output_schema.schema
     chosen = think if think is not None else think_value(model, context.reasoning_effort)
     if chosen is not None:
         body["think"] = chosen
@@ -397,6 +402,15 @@ class OllamaProvider(HttpProvider):
     key_variable = "OLLAMA_API_KEY"
     key_required = False
     base_url_variable = "OLLAMA_HOST"
+    # format (a JSON Schema), tools left out for "none"; no strict, no forced choice.
+    output_schema_route = "native"
+    tool_choices = frozenset({"auto", "none"})
+
+    def structured_support(self, context: Context) -> StructuredSupport:
+        """``format`` on ``/api/chat``; through ``/v1`` (``use_openai_api``), ``response_format`` and ``auto`` only."""
+        if self._openai is not None:
+            return StructuredSupport("native", frozenset({"auto"}), strict=False)
+        return super().structured_support(context)
 
     def __init__(
         self,

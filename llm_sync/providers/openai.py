@@ -42,6 +42,10 @@ class OpenAiProvider(HttpProvider):
     # File inputs (input_file takes PDFs and many other types):
     # https://developers.openai.com/api/docs/guides/file-inputs
     inputs = {"image": None, "document": None}
+    # text.format json_schema, tool_choice (word or {"type": "function"}), tools[].strict.
+    output_schema_route = "native"
+    tool_choices = frozenset({"auto", "none", "required", "tool"})
+    strict_tools = True
 
     def __init__(
         self,

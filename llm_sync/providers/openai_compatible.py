@@ -66,6 +66,12 @@ class OpenAiCompatibleProvider(HttpProvider):
         "image": None,
         "document": frozenset({"application/pdf"}),
     }
+    #: The output schema goes in ``response_format`` as ``json_schema`` (``"json"``:
+    #: ``json_object`` plus the schema as an instruction, for servers without it).
+    output_schema_route: ClassVar[Optional[str]] = "native"
+    tool_choices: ClassVar[FrozenSet[str]] = frozenset({"auto", "none", "required", "tool"})
+    #: Each function's ``strict`` is sent as the tool says.
+    strict_tools: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -131,6 +137,7 @@ class OpenAiCompatibleProvider(HttpProvider):
             max_tokens=self._max_tokens,
             temperature=self._temperature,
             extra=self._extra_body,
+            json_mode=self.output_schema_route == "json",
         )
 
     def request_headers(self) -> Dict[str, str]:

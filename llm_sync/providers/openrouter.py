@@ -30,6 +30,9 @@ def build_openrouter_request(
     it; the reasoning effort goes in OpenRouter's own ``reasoning.effort`` (which it
     maps to each upstream's knob); earlier reasoning text goes back as ``reasoning``
     and this model's ``reasoning_details`` (signatures, encrypted blocks) as they came.
+    With an output schema, ``provider.require_parameters`` keeps the request away from
+    upstreams that would drop ``response_format`` silently (an ``extra`` ``provider``
+    replaces it).
     """
     body = build_request(
         context,
@@ -44,6 +47,8 @@ def build_openrouter_request(
     body["cache_control"] = {"type": "ephemeral"}
     if context.reasoning_effort is not None:
         body["reasoning"] = {"effort": context.reasoning_effort.value}
+    if context.output_schema is not None:
+        body["provider"] = {"require_parameters": True}
     if extra:
         body.update(extra)
     return body

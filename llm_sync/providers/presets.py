@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, List, Optional, Type
+from typing import Any, ClassVar, Dict, FrozenSet, List, Optional, Type
 
 from ._chat import SchemaTransform
 from .openai_compatible import OpenAiCompatibleProvider
@@ -18,7 +18,12 @@ __all__ = [
 
 
 class DeepSeekProvider(OpenAiCompatibleProvider):
-    """DeepSeek's API (``DEEPSEEK_API_KEY``; base ``https://api.deepseek.com``)."""
+    """DeepSeek's API (``DEEPSEEK_API_KEY``; base ``https://api.deepseek.com``).
+
+    DeepSeek has JSON mode but no ``json_schema`` response format, and it takes a named
+    ``tool_choice``: an output schema is sent as a forced tool and read back as text.
+    Strict tools are enforced on the beta base URL (``https://api.deepseek.com/beta``).
+    """
 
     provider_id: ClassVar[str] = "deepseek"
     genai_provider_name: ClassVar[Optional[str]] = "deepseek"
@@ -30,6 +35,7 @@ class DeepSeekProvider(OpenAiCompatibleProvider):
     base_url_variable: ClassVar[Optional[str]] = "DEEPSEEK_BASE_URL"
     # Thinking mode rejects a tool-call turn sent back without reasoning_content.
     reasoning_placeholder: ClassVar[bool] = True
+    output_schema_route: ClassVar[Optional[str]] = "tool"
 
 
 # ---------------------------------------------------------------------------
@@ -106,7 +112,10 @@ class MoonshotProvider(OpenAiCompatibleProvider):
     """Moonshot's Kimi API (``MOONSHOT_API_KEY``; base ``https://api.moonshot.ai/v1``).
 
     Tool schemas pass through :func:`normalize_for_moonshot`, since Moonshot rejects
-    ``$ref`` siblings, ``type`` lists and some annotation keywords.
+    ``$ref`` siblings, ``type`` lists and some annotation keywords. Kimi takes JSON mode
+    but no ``json_schema``, and refuses a forced ``tool_choice`` while thinking: an
+    output schema goes as JSON mode plus the schema in a system instruction (checked by
+    ``.parsed`` only), and ``tool_choice`` is ``auto`` or ``none``.
     """
 
     provider_id: ClassVar[str] = "moonshot"
@@ -119,6 +128,9 @@ class MoonshotProvider(OpenAiCompatibleProvider):
     base_url_variable: ClassVar[Optional[str]] = "MOONSHOT_BASE_URL"
     reasoning_placeholder: ClassVar[bool] = True
     schema_transform: ClassVar[Optional[SchemaTransform]] = normalize_for_moonshot
+    output_schema_route: ClassVar[Optional[str]] = "json"
+    tool_choices: ClassVar[FrozenSet[str]] = frozenset({"auto", "none"})
+    strict_tools: ClassVar[bool] = False
 
 
 class ZaiProvider(OpenAiCompatibleProvider):
@@ -126,6 +138,8 @@ class ZaiProvider(OpenAiCompatibleProvider):
 
     The base is ``https://api.z.ai/api/coding/paas/v4`` (the GLM Coding Plan), not the
     general ``/api/paas/v4``; set ``base_url`` (or ``ZAI_BASE_URL``) for the latter.
+    GLM takes JSON mode but no ``json_schema`` and only ``tool_choice: auto``: an output
+    schema goes as JSON mode plus the schema in a system instruction.
     """
 
     provider_id: ClassVar[str] = "zai"
@@ -136,6 +150,9 @@ class ZaiProvider(OpenAiCompatibleProvider):
     key_required: ClassVar[bool] = True
     base_url_variable: ClassVar[Optional[str]] = "ZAI_BASE_URL"
     reasoning_placeholder: ClassVar[bool] = True
+    output_schema_route: ClassVar[Optional[str]] = "json"
+    tool_choices: ClassVar[FrozenSet[str]] = frozenset({"auto"})
+    strict_tools: ClassVar[bool] = False
 
 
 #: Preset name -> class; :func:`preset` also takes the aliases in ``_ALIASES``.

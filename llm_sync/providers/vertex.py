@@ -20,6 +20,7 @@ from .._call import Parser
 from .._errors import LlmError, MissingApiKeyError, OAuthError, stamp
 from .._keys import missing_settings, setting
 from .._redact import SecretText, mask
+from .._structured import StructuredSupport
 from .._transport._request import HttpCall
 from . import anthropic, gemini
 from ._base import HttpProvider, json_body
@@ -356,6 +357,13 @@ class VertexGeminiProvider(VertexProvider):
     genai_operation = "generate_content"
     default_model = "gemini-2.5-flash"
     inputs = gemini.GeminiProvider.inputs  # Gemini's parts: inlineData images, audio, documents
+    output_schema_route = "native"
+    tool_choices = gemini.SUPPORT.choices
+    strict_tools = True
+
+    def structured_support(self, context: Context) -> StructuredSupport:
+        """As Gemini's (:func:`llm_sync.providers.gemini.support_for`): the body is Gemini's."""
+        return gemini.support_for(self._model, context)
 
     def classify_error(self, status: int, headers: Mapping[str, str], body: str) -> LlmError:
         return self._google_error(status, headers, body)
@@ -392,9 +400,16 @@ class VertexAnthropicProvider(VertexProvider):
     publisher = "anthropic"
     default_model = "claude-sonnet-4-5@20250929"
     inputs = anthropic.AnthropicProvider.inputs  # the Messages API's image and document blocks
+    output_schema_route = "native"
+    tool_choices = anthropic.SUPPORT.choices
+    strict_tools = True
     default_max_tokens = anthropic.DEFAULT_MAX_TOKENS
     max_temperature = 1.0
     base_url_aliases = ("ANTHROPIC_VERTEX_BASE_URL",)
+
+    def structured_support(self, context: Context) -> StructuredSupport:
+        """As Anthropic's (:func:`llm_sync.providers.anthropic.support_for`): the body is the Messages API's."""
+        return anthropic.support_for(self._model)
 
     def classify_error(self, status: int, headers: Mapping[str, str], body: str) -> LlmError:
         try:

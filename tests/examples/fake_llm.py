@@ -12,6 +12,8 @@ What the model says, from the last user message:
   (strings ``"Paris"``, numbers ``2``, booleans ``true``); after a tool result:
   ``"The tool says: <result>"``;
 - with thinking / a reasoning effort requested: a reasoning block first (Anthropic: signed);
+- with an output schema (Anthropic ``output_config.format``, chat ``response_format``
+  ``json_schema``): JSON made from the schema the same way, as the answer text;
 - a prompt containing ``long``: 200 words, 50 ms apart; ``silent``: headers, then nothing until
   released (``Stall``); ``busy``: 529 overloaded the first time that exact prompt is seen;
 - a request body over ``WINDOW_BYTES``: 400 with the provider's context-overflow text
@@ -123,7 +125,7 @@ class FakeLlmServer(LoopbackServer):
             stop = "tool_use"
             words: List[str] = []
         else:
-            words = _words(answer_for(prompt, tool_result))
+            words = _answer_words(prompt, tool_result, ((body.get("output_config") or {}).get("format") or {}).get("schema"))
             ev.add("content_block_start", {"type": "content_block_start", "index": index,
                                            "content_block": {"type": "text", "text": ""}})
             for word in words:
@@ -176,7 +178,7 @@ class FakeLlmServer(LoopbackServer):
                 chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
             finish = "tool_calls"
         else:
-            words = _words(answer_for(prompt, tool_result))
+            words = _answer_words(prompt, tool_result, ((body.get("response_format") or {}).get("json_schema") or {}).get("schema"))
             for word in words:
                 chunk({"content": word})
                 if "long" in prompt:
@@ -208,6 +210,12 @@ def answer_for(prompt: str, tool_result: Optional[str] = None) -> str:
     if len(words) > ECHO_WORDS:
         return "You said: " + " ".join(words[:ECHO_WORDS]) + " ..."
     return f"You said: {prompt}"
+
+
+def _answer_words(prompt: str, tool_result: Optional[str], schema: Optional[Mapping[str, Any]]) -> List[str]:
+    if schema is not None:
+        return _pieces(json.dumps(_arguments(schema)))
+    return _words(answer_for(prompt, tool_result))
 
 
 def _words(text: str) -> List[str]:

@@ -32,6 +32,7 @@ from ..._messages import Assistant, Error, Summary, System, ToolCallResultMessag
 from ..._redact import mask, register_secret
 from ..._response import EncryptedReasoning, LlmResponse, StopReason, Usage, reasoning, text
 from ..._retry import parse_retry_after
+from ..._structured import StructuredSupport
 from ..._timeouts import TimeoutSpec
 from ..._tokens import read_count
 from ..._tools import ToolCallError
@@ -40,10 +41,12 @@ from ..._transport._request import HttpCall
 from .._base import Fetch, HttpProvider, count_call, json_body, request_json
 from .._turn import (
     ANSWER_ROOM,
+    CLAUDE_STRUCTURED,
     HANDOFF_PREFIX,
     OVERFLOW_HINT,
     THINKING_BUDGETS,
     Turn,
+    claude_version,
     count,
     decode_event,
     stop_reason,
@@ -62,6 +65,7 @@ if TYPE_CHECKING:
     from ..._context import Context
     from ..._messages import ChatMessage
     from ..._reasoning import ReasoningEffort
+    from ..._structured import OutputSchema
     from ..._tools import ToolDefinition
     from ..._transport._frame import Frame
 
@@ -221,8 +225,15 @@ def build_request(
     max_tokens: int = DEFAULT_MAX_TOKENS,
     temperature: Optional[float] = None,
     reasoning_effort: Optional[ReasoningEffort] = None,
+    tool_choice: Optional[str] = None,
+    output_schema: Optional[OutputSchema] = None,
 ) -> Dict[str, Any]:
     """The ConverseStream JSON body for a conversation.
+
+    ``tool_choice`` goes in ``toolConfig.toolChoice`` (``auto``, ``any``, ``tool``;
+    Converse has no "none"), a strict tool's ``strict`` in its ``toolSpec``, and
+    ``output_schema`` in ``outputConfig.textFormat`` (``json_schema``, the schema as
+    JSON text, as Converse wants it).
 
     Every System message becomes a system block. Consecutive messages of the same
     role are merged into one message (Bedrock wants the roles to alternate), which
@@ -300,10 +311,34 @@ def build_request(
             spec: Dict[str, Any] = {"name": t.name, "inputSchema": {"json": t.schema}}
             if t.description:
                 spec["description"] = t.description
+            if t.strict:
+                spec["strict"] = True
             specs.append({"toolSpec": spec})
-        body["toolConfig"] = {"tools": specs}
+        config: Dict[str, Any] = {"tools": specs}
+        if tool_choice is not None:
+            config["toolChoice"] = _tool_choice(tool_choice, thinking=thinking)
+        body["toolConfig"] = config
+    if output_schema is not None:
+        structure = {"schema": output_schema.text, "name": output_schema.name}
+        body["outputConfig"] = {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": structure}}}
     return body
 
+
+def _tool_choice(choice: str, *, thinking: bool) -> Dict[str, Any]:
+    if choice == "auto":
+        return {"auto": {}}
+    if choice == "none":
+        # The plan refuses "none" before this (Converse has no such choice); kept total.
+        raise ApiRequestError("Bedrock's Converse API has no tool_choice 'none'; choose 'auto'")
+    if thinking:
+        raise ApiRequestError(
+            f"Claude does not allow forcing a tool call (tool_choice {choice!r}) while thinking is "
+            "on; drop the reasoning effort or choose 'auto' (an output schema on a Claude before "
+            "4.5 travels as a forced tool, so it cannot be combined with thinking there)"
+        )
+    if choice == "required":
+        return {"any": {}}
+    return {"tool": {"name": choice}}
 
 #: The Converse fields a CountTokens ``converse`` input takes (not ``inferenceConfig``).
 _COUNT_FIELDS = ("messages", "system", "toolConfig", "additionalModelRequestFields")
@@ -595,6 +630,20 @@ class BedrockProvider(HttpProvider):
     base_url_variable = "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"
     inputs = {"image": None, "document": frozenset(BEDROCK_DOCUMENTS)}
     default_max_tokens = DEFAULT_MAX_TOKENS
+    output_schema_route = "native"
+    tool_choices = frozenset({"auto", "required", "tool"})
+    strict_tools = True
+
+    def structured_support(self, context: Context) -> StructuredSupport:
+        """``outputConfig.textFormat`` and strict tools; for a Claude before 4.5, a forced tool via ``toolChoice``.
+
+        Other models are sent the native field; Bedrock refuses it (an ``ApiError``)
+        for a model without structured outputs.
+        """
+        version = claude_version(self._model)
+        if version is not None and version < CLAUDE_STRUCTURED:
+            return StructuredSupport("tool", self.tool_choices, strict=False)
+        return super().structured_support(context)
 
     def __init__(
         self,
@@ -702,6 +751,8 @@ class BedrockProvider(HttpProvider):
             max_tokens=self._max_tokens or DEFAULT_MAX_TOKENS,
             temperature=self._temperature,
             reasoning_effort=context.reasoning_effort,
+            tool_choice=context.tool_choice,
+            output_schema=context.output_schema,
         )
         headers = {"content-type": "application/json"}
         prepare = None

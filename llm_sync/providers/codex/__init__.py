@@ -80,7 +80,9 @@ def build_request(
     ``store: false`` (the backend keeps nothing, so encrypted reasoning is asked for
     and replayed to the same ``codex:<model>``), ``instructions`` always present,
     reasoning effort ``medium`` unless the context sets one, tools without
-    ``strict``, text verbosity ``medium``, ``prompt_cache_key`` from the context.
+    ``strict`` (unless a tool is strict), text verbosity ``medium`` with the output
+    schema in ``text.format`` (``json_schema``, as the Codex CLI's ``--output-schema``
+    sends it), ``prompt_cache_key`` from the context.
     """
     body = build_responses_request(
         context,
@@ -93,7 +95,8 @@ def build_request(
     )
     if not body.get("instructions"):
         body["instructions"] = instructions
-    body["text"] = {"format": {"type": "text"}, "verbosity": "medium"}
+    fmt = body.get("text", {}).get("format", {"type": "text"})
+    body["text"] = {"format": fmt, "verbosity": "medium"}
     return body
 
 
@@ -199,6 +202,9 @@ class CodexProvider(HttpProvider):
     # subscription backend does not serve responses/input_tokens, so count_tokens
     # gives the estimate.
     inputs = {"image": None, "document": None}
+    output_schema_route = "native"
+    tool_choices = frozenset({"auto", "none", "required", "tool"})
+    strict_tools = True
 
     def __init__(
         self,
