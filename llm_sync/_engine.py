@@ -24,6 +24,7 @@ from ._response import (
     ToolRequestArg,
     ToolRequestComplete,
 )
+from ._transport._holder import ConnectionHolder
 
 if TYPE_CHECKING:
     from ._observe import Observer
@@ -81,8 +82,6 @@ class StreamState:
     __slots__ = ("queue", "stop_event", "stopped", "holder", "label", "sent", "taken", "parked", "room", "observer")
 
     def __init__(self, label: str) -> None:
-        from ._transport._connections import ConnectionHolder  # imports urllib3: not at import time
-
         self.queue: SimpleQueue[Any] = SimpleQueue()
         self.stop_event = threading.Event()
         # A plain attribute, read once per chunk: cheaper than Event.is_set().

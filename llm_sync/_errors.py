@@ -35,6 +35,7 @@ import re
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from ._redact import redact
+from ._retry import clamp_retry_after
 
 if TYPE_CHECKING:
     from ._stream import CollectedResponse
@@ -175,7 +176,7 @@ class ContextOverflowError(ApiError):
 
 
 class RateLimitedError(ApiError):
-    """Too many requests; ``retry_after`` is the wait in seconds when the provider said."""
+    """Too many requests; ``retry_after`` is the wait in seconds when the provider said (at most a week)."""
 
     retryable = True
 
@@ -188,7 +189,7 @@ class RateLimitedError(ApiError):
         **kw: Any,
     ) -> None:
         super().__init__(message, **kw)
-        self.retry_after = retry_after
+        self.retry_after = clamp_retry_after(retry_after)
         self.resets_in_seconds = resets_in_seconds
 
 
@@ -199,7 +200,7 @@ class ServerError(ApiError):
 
     def __init__(self, message: str, *, retry_after: Optional[float] = None, **kw: Any) -> None:
         super().__init__(message, **kw)
-        self.retry_after = retry_after
+        self.retry_after = clamp_retry_after(retry_after)
 
 
 class RequestTimeoutError(LlmError):
@@ -385,29 +386,44 @@ def error_for_status(
 
 # ---------------------------------------------------------------------------
 # Context overflow: the provider texts differ, the numbers are always in them.
+#
+# The text comes from the server, so every pattern must be linear in it: each
+# quantifier is bounded (token counts have at most 15 digits, a gap between the two
+# numbers at most 100 characters), so one attempt costs a bounded number of steps
+# wherever it starts. An unbounded ``.*?`` cost a scan to the end of the text per
+# occurrence of its prefix: a 256 KiB message repeating it blocked every thread
+# (the regex engine holds the GIL) for a minute.
+
+_N = r"\d{1,15}"  # a token count
+_S = r"\s{0,16}"  # the spaces between words
+_GAP = r".{0,100}?"  # the words between two numbers of one sentence
+# What one overflow message is looked for in: the texts are short (under 500
+# characters, the numbers near the start), but an error event can carry any amount
+# of text, and each search holds the GIL while it runs.
+_MAX_OVERFLOW_TEXT = 8 * 1024
 
 _OVERFLOW_SOURCES: tuple[tuple[str, Optional[tuple[str, str]]], ...] = (
         # Anthropic, Bedrock-Claude: "prompt is too long: 200251 tokens > 200000 maximum"
-        (r"prompt is too long:\s*(?P<req>\d+)\s*tokens?\s*>\s*(?P<max>\d+)", ("req", "max")),
+        (rf"prompt is too long:{_S}(?P<req>{_N}){_S}tokens?{_S}>{_S}(?P<max>{_N})", ("req", "max")),
         # Anthropic: "input length and `max_tokens` exceed context limit: 189136 + 20000 > 204648"
         (
-            r"input length and `?max_tokens`? exceed context limit:\s*(?P<a>\d+)\s*\+\s*(?P<b>\d+)\s*>\s*(?P<max>\d+)",
+            rf"input length and `?max_tokens`? exceed context limit:{_S}(?P<a>{_N}){_S}\+{_S}(?P<b>{_N}){_S}>{_S}(?P<max>{_N})",
             ("a+b", "max"),
         ),
         # OpenAI chat, OpenRouter, DeepInfra: "maximum context length is 4097 tokens. However,
         # your messages resulted in 6988 tokens" / "you requested about 141607 tokens"
         (
-            r"maximum context length is\s*(?P<max>\d+)\s*tokens.*?(?:resulted in|requested(?: about)?)\s*(?P<req>\d+)\s*tokens",
+            rf"maximum context length is{_S}(?P<max>{_N}){_S}tokens{_GAP}(?:resulted in|requested(?: about)?){_S}(?P<req>{_N}){_S}tokens",
             ("req", "max"),
         ),
         # Gemini: "The input token count (3475108) exceeds the maximum number of tokens allowed (1048576)"
-        (r"input token count \(?(?P<req>\d+)\)?\s*exceeds the maximum number of tokens allowed \(?(?P<max>\d+)\)?", ("req", "max")),
+        (rf"input token count \(?(?P<req>{_N})\)?{_S}exceeds the maximum number of tokens allowed \(?(?P<max>{_N})\)?", ("req", "max")),
         # llama.cpp: "request (6010 tokens) exceeds the available context size (2048 tokens)"
-        (r"request \((?P<req>\d+) tokens\) exceeds the available context size \((?P<max>\d+) tokens\)", ("req", "max")),
+        (rf"request \((?P<req>{_N}) tokens\) exceeds the available context size \((?P<max>{_N}) tokens\)", ("req", "max")),
         # llama-cpp-python: "Requested tokens (2285) exceed context window of 2048"
-        (r"requested tokens \((?P<req>\d+)\) exceed context window of (?P<max>\d+)", ("req", "max")),
+        (rf"requested tokens \((?P<req>{_N})\) exceed context window of (?P<max>{_N})", ("req", "max")),
         # Azure: "Input tokens exceed the configured limit of 272000 tokens. Your messages resulted in 509178 tokens"
-        (r"exceed the configured limit of (?P<max>\d+) tokens.*?resulted in (?P<req>\d+) tokens", ("req", "max")),
+        (rf"exceed the configured limit of (?P<max>{_N}) tokens{_GAP}resulted in (?P<req>{_N}) tokens", ("req", "max")),
         # Texts without numbers.
         (r"exceeds the context window|context_length_exceeded|exceed_context_size_error", None),
         (r"input is too long for requested model|too many input tokens", None),
@@ -430,6 +446,7 @@ def parse_overflow(text: str) -> Optional[tuple[Optional[int], Optional[int]]]:
     """``(requested_tokens, max_tokens)`` if ``text`` reports a context overflow, else None."""
     if not text:
         return None
+    text = text[:_MAX_OVERFLOW_TEXT]
     for pattern, groups in _compiled_overflow_patterns():
         m = pattern.search(text)
         if m is None:

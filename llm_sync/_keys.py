@@ -5,10 +5,19 @@ from __future__ import annotations
 import os
 from typing import Dict, Optional, Sequence, Tuple
 
-from ._errors import MissingApiKeyError
+from ._errors import InvalidApiKeyError, MissingApiKeyError
 from ._redact import register_secret
 
-__all__ = ["dotenv_values_from_cwd", "load_dotenv_from_cwd", "missing_settings", "require_key", "setting"]
+__all__ = [
+    "check_key",
+    "dotenv_values_from_cwd",
+    "header_value_fault",
+    "load_dotenv_from_cwd",
+    "missing_settings",
+    "optional_key",
+    "require_key",
+    "setting",
+]
 
 
 def dotenv_values_from_cwd() -> Dict[str, Optional[str]]:
@@ -51,7 +60,7 @@ def setting(explicit: Optional[str], *variables: str) -> Optional[str]:
 
 
 def require_key(explicit: Optional[str], variable: str, provider: str, *aliases: str) -> str:
-    """The API key, registered for redaction, or ``MissingApiKeyError`` naming how to set it.
+    """The API key, checked and registered for redaction, or ``MissingApiKeyError`` naming how to set it.
 
     ``provider`` is the name the message uses (``"Anthropic"``); the error's ``.provider``
     is left for the caller to stamp with the provider's id.
@@ -64,9 +73,54 @@ def require_key(explicit: Optional[str], variable: str, provider: str, *aliases:
             "or pass api_key=",
             variable=variable,
         )
+    return check_key(key, provider, "api_key=" if explicit is not None else variable)
+
+
+def optional_key(explicit: Optional[str], variable: Optional[str], provider: str, *aliases: str) -> Optional[str]:
+    """A key a provider may go without: ``explicit``, else ``variable`` (or an alias); checked and registered."""
+    key = setting(explicit, variable, *aliases) if variable else explicit
+    if key is None or (isinstance(key, str) and not key):
+        return None
+    return check_key(key, provider, "api_key=" if explicit is not None else str(variable))
+
+
+def check_key(key: object, provider: str, source: str) -> str:
+    """``key`` without surrounding whitespace, registered for redaction; else a clear error.
+
+    A key goes into an HTTP header, so it must be one line of printable ASCII: a
+    bytes key used to break every later error message of the process, a line break
+    inside one made requests refuse the header with the whole key in its message.
+    The error names the character and its position, never the key. ``source`` says
+    where the key came from (``"api_key="`` or the variable's name).
+    """
+    if not isinstance(key, str):
+        hint = " (decode it first: api_key=key.decode())" if isinstance(key, (bytes, bytearray)) else ""
+        raise TypeError(f"the API key for {provider} ({source}) must be a str, not {type(key).__name__}{hint}")
     key = key.strip()
+    fault = header_value_fault(key)
+    if fault:
+        raise InvalidApiKeyError(
+            f"the API key for {provider} ({source}) has {fault}; a key is one line of printable "
+            "ASCII characters, so it was probably copied with something else: paste it again"
+        )
     register_secret(key)
     return key
+
+
+def header_value_fault(value: str) -> str:
+    """What keeps ``value`` (stripped) from being a credential in a header, without quoting it; ``""`` if nothing."""
+    if value.isascii() and value.isprintable() and " " not in value:
+        return ""
+    at = next(i for i, c in enumerate(value) if not ("!" <= c <= "~"))
+    return f"{_describe(value[at])} at character {at + 1} of {len(value)}"
+
+
+def _describe(char: str) -> str:
+    named = {"\n": "a line break (\\n)", "\r": "a carriage return (\\r)", "\t": "a tab", " ": "a space"}
+    if char in named:
+        return named[char]
+    kind = "a control character" if char.isascii() or not char.isprintable() else "a non-ASCII character"
+    return f"{kind} (U+{ord(char):04X})"
 
 
 def missing_settings(provider: str, missing: Sequence[Tuple[str, str]]) -> MissingApiKeyError:

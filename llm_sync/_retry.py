@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from typing import Mapping, Optional
 
 from ._values import value
 
-__all__ = ["RetryPolicy", "parse_retry_after"]
+__all__ = ["MAX_RETRY_AFTER", "RetryPolicy", "clamp_retry_after", "parse_retry_after"]
+
+#: The longest wait a server's ``Retry-After`` (or an error event) is taken at, one
+#: week: longer ones, infinite ones included, are reported as this many seconds. A
+#: week, because weekly usage limits (Codex) really do reset days away.
+MAX_RETRY_AFTER = 7 * 24 * 3600.0
 
 
 @value
@@ -27,14 +33,24 @@ class RetryPolicy:
     max_retry_after: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        n = self.max_retries
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"max_retries must be a whole number, got {n!r}")
+        if n < 0:
+            raise ValueError(f"max_retries must be >= 0, got {n}")
+        for name in ("backoff_base", "backoff_max", "jitter", "max_retry_after"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise TypeError(f"{name} must be a number of seconds, got {v!r}")
+            if not math.isfinite(v) or v < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
         if not 0.0 <= self.jitter <= 1.0:
             raise ValueError(f"jitter must be between 0 and 1, got {self.jitter}")
 
     def backoff(self, retry_number: int) -> float:
         """The computed wait before retry ``retry_number`` (0 for the first retry)."""
-        base = min(self.backoff_max, self.backoff_base * (2.0**retry_number))
+        # The exponent is capped: 2.0**1024 overflows, and the cap applies long before.
+        base = min(self.backoff_max, self.backoff_base * (2.0 ** min(retry_number, 64)))
         import random  # on the retry path only: importing it costs a few ms
 
         return base * (1.0 - self.jitter * random.random())
@@ -54,20 +70,23 @@ def parse_retry_after(headers: Mapping[str, str], now: Optional[float] = None) -
     """Seconds the server asked us to wait: ``retry-after-ms``, then ``Retry-After``.
 
     ``Retry-After`` may be a number of seconds or an HTTP date (RFC 9110 §10.2.3);
-    a date in the past means "now". Unparseable values are ignored.
+    a date in the past means "now". Unparseable values (and NaN) are ignored; the
+    result is at most :data:`MAX_RETRY_AFTER`.
     """
     ms = _header(headers, "retry-after-ms")
     if ms is not None:
         try:
-            return max(0.0, float(ms) / 1000.0)
+            found = clamp_retry_after(float(ms) / 1000.0)
         except ValueError:
-            pass
+            found = None
+        if found is not None:
+            return found
     ra = _header(headers, "retry-after")
     if ra is None:
         return None
     ra = ra.strip()
     try:
-        return max(0.0, float(ra))
+        return clamp_retry_after(float(ra))
     except ValueError:
         pass
     from datetime import datetime
@@ -75,14 +94,28 @@ def parse_retry_after(headers: Mapping[str, str], now: Optional[float] = None) -
 
     try:
         when: Optional[datetime] = parsedate_to_datetime(ra)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when is None:  # Python 3.9 returns None for some malformed dates
         return None
     import time
 
     current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
+    try:
+        return clamp_retry_after(when.timestamp() - current)
+    except (OverflowError, ValueError, OSError):  # a date the platform cannot place
+        return None
+
+
+def clamp_retry_after(seconds: Optional[float]) -> Optional[float]:
+    """``seconds`` within ``[0, MAX_RETRY_AFTER]``; None for None or NaN.
+
+    What a server says is server-controlled: a wait of 1e9 seconds or infinity must
+    not reach a caller's ``time.sleep`` as it is.
+    """
+    if seconds is None or seconds != seconds:  # NaN is the one value unequal to itself
+        return None
+    return min(max(0.0, float(seconds)), MAX_RETRY_AFTER)
 
 
 def _header(headers: Mapping[str, str], name: str) -> Optional[str]:

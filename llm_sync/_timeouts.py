@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Union
 
 from ._values import value
@@ -29,9 +30,7 @@ class Timeouts:
 
     def __post_init__(self) -> None:
         for name in ("connect", "first_event", "idle", "total"):
-            v = getattr(self, name)
-            if v is not None and v <= 0:
-                raise ValueError(f"timeout {name} must be positive or None, got {v!r}")
+            _check_seconds(f"timeout {name}", getattr(self, name))
 
     def read_timeout(self) -> Optional[float]:
         """The socket read timeout: a backstop only, since the stream enforces the rest."""
@@ -40,6 +39,24 @@ class Timeouts:
 
 
 TimeoutSpec = Union[None, float, int, Timeouts]
+
+# The longest deadline accepted: beyond this the OS refuses socket and lock timeouts
+# (threading.TIMEOUT_MAX is about 292 years on Linux, far less elsewhere).
+_MAX_SECONDS = 1e9
+
+
+def _check_seconds(what: str, v: object) -> None:
+    """Reject what is not None or a positive, finite number of seconds, saying why."""
+    if v is None:
+        return
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"{what} must be a number of seconds or None, got {v!r}")
+    if not math.isfinite(v):
+        raise ValueError(f"{what} must be a finite number of seconds, got {v!r}; pass None for no limit")
+    if v <= 0:
+        raise ValueError(f"{what} must be positive or None, got {v!r}")
+    if v > _MAX_SECONDS:
+        raise ValueError(f"{what} of {v!r} s is beyond any useful deadline; pass None for no limit")
 
 
 def as_timeouts(spec: TimeoutSpec) -> Timeouts:
@@ -50,5 +67,6 @@ def as_timeouts(spec: TimeoutSpec) -> Timeouts:
         return spec
     if isinstance(spec, bool) or not isinstance(spec, (int, float)):
         raise TypeError(f"timeout must be a number of seconds or a Timeouts, got {type(spec).__name__}")
+    _check_seconds("timeout", spec)
     seconds = float(spec)
     return Timeouts(connect=seconds, first_event=seconds, idle=seconds)

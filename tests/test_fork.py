@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 import warnings
 
 import pytest
 
 from tests.support.faults import FLAVORS, Flavor, flavor_params, run
+from tests.support.paths import REPO
 from tests.support.server import LoopbackServer
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -87,3 +90,45 @@ def test_providers_of_every_kind_survive_fork_without_being_used_first(server: L
     assert _wait(pid) == 0
     server.reply(flavor.reply("parent"))
     assert run(provider).text == "parent"
+
+
+def test_a_child_that_exits_normally_leaves_the_parents_live_stream_alone() -> None:
+    # The child inherits the parent's stream object; at a normal exit (atexit runs the
+    # stream's finalizer) or a close() it must not shut down the socket the two
+    # processes share. Run in a fresh interpreter: a forked pytest must not exit normally.
+    script = """
+import json, os, sys, time, warnings
+from llm_sync import Context, LlmError
+from tests.support.faults import FLAVORS
+from tests.support.server import LoopbackServer, Stall
+
+flavor = FLAVORS["anthropic"]
+server = LoopbackServer()  # no `with`: the child must not run the server's cleanup
+server.reply(flavor.reply(steps=[*flavor.start, flavor.text("before "), Stall(10), flavor.text("after"), *flavor.end]))
+stream = flavor.provider(server).stream_response(Context())
+chunks = [next(stream), next(stream)]
+time.sleep(0.1)  # the parent's reader is blocked on the stalled socket
+warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+statuses = []
+for closing in (False, True):
+    pid = os.fork()
+    if pid == 0:
+        if closing:
+            stream.close()
+        sys.exit(0)  # a normal exit: atexit runs the inherited stream's finalizer
+    statuses.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+server.release()
+try:
+    chunks += list(stream)
+    outcome = "complete"
+except LlmError as exc:
+    outcome = repr(exc)
+text = "".join(c.chunk for c in chunks if type(c).__name__ == "Text")
+server.close()
+print(json.dumps({"children": statuses, "outcome": outcome, "text": text}))
+"""
+    # One child exits without touching the stream, a second closes it first.
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"children": [0, 0], "outcome": "complete", "text": "before after"}, report

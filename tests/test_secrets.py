@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import pickle
+import socket
 import stat
 import subprocess
 import sys
@@ -30,9 +31,9 @@ from llm_sync import (
     Timeouts,
     ToolCallRequest,
 )
-from tests.support.faults import FLAVORS, Flavor, fast_retries, flavor_params, run
+from tests.support.faults import FLAVORS, Flavor, fast_retries, flavor_params, in_band_error, run
 from tests.support.paths import REPO
-from tests.support.server import LoopbackServer, Reply, sse_event
+from tests.support.server import LoopbackServer, Reply, Reset
 
 ALL = flavor_params()
 
@@ -87,21 +88,6 @@ def bad_event_with(flavor: Flavor, key: str) -> bytes:
     return b"data: " + raw.encode() + b"\n\n"
 
 
-def in_band_error_with(flavor: Flavor, key: str) -> bytes:
-    """The flavor's in-band overload event with the key in its message."""
-    if flavor.name == "bedrock":
-        from llm_sync._transport._eventstream import exception_frame
-
-        return exception_frame("validationException", json.dumps({"message": f"bad key {key}"}).encode())
-    if flavor.name == "ollama":
-        return json.dumps({"error": f"bad key {key}"}).encode() + b"\n"
-    if flavor.name == "gemini":
-        return sse_event(None, {"error": {"code": 401, "message": f"bad key {key}", "status": "UNAUTHENTICATED"}})
-    if flavor.name == "openai":
-        return sse_event("error", {"type": "error", "code": "invalid_api_key", "message": f"bad key {key}"})
-    return sse_event("error", {"type": "error", "error": {"type": "authentication_error", "message": f"bad key {key}"}})
-
-
 def _error_replies(flavor: Flavor, key: str) -> List[Reply]:
     html = f"<html><head><title>Denied</title></head><body>key={key}</body></html>".encode()
     return [
@@ -111,7 +97,7 @@ def _error_replies(flavor: Flavor, key: str) -> List[Reply]:
         Reply.json(echo_key_body(flavor, 500, key), status=500),
         Reply(status=403, headers={"content-type": "text/html"}, body=[html]),
         flavor.reply(steps=[*flavor.start, flavor.text("x"), bad_event_with(flavor, key), *flavor.end]),
-        flavor.reply(steps=[*flavor.start, in_band_error_with(flavor, key)]),
+        flavor.reply(steps=[*flavor.start, in_band_error(flavor, f"bad key {key}")]),
         Reply.json({"error": {"message": f"gateway says {key}", "code": 400}}, status=200),
     ]
 
@@ -297,7 +283,7 @@ def test_cli_error_output_never_shows_the_key(server: LoopbackServer, tmp_path: 
     if case == "http_401":
         server.reply(Reply.json(echo_key_body(flavor, 401, key), status=401))
     else:
-        server.reply(flavor.reply(steps=[*flavor.start, flavor.text("x"), in_band_error_with(flavor, key)]))
+        server.reply(flavor.reply(steps=[*flavor.start, flavor.text("x"), in_band_error(flavor, f"bad key {key}")]))
     done = _cli(
         ["chat", "-m", "anthropic:claude-sonnet-4-5", "say hi"],
         {"ANTHROPIC_API_KEY": key, "ANTHROPIC_BASE_URL": server.url},
@@ -308,6 +294,112 @@ def test_cli_error_output_never_shows_the_key(server: LoopbackServer, tmp_path: 
     assert len(server.requests) >= 1  # the request did reach the server with the key
     assert server.requests[0].headers["x-api-key"] == key
     assert not leaks(done.stdout + done.stderr, key), done.stdout + done.stderr
+
+
+def test_cli_refuses_a_key_with_a_line_break_without_showing_it(server: LoopbackServer, tmp_path: Path) -> None:
+    # It used to go out as a header, fail in requests with the whole key in the
+    # message, and come back as a retryable NetworkError that the CLI printed.
+    pytest.importorskip("llm_sync.cli")
+    key = ENV_KEYS["anthropic"]
+    broken = key[:12] + "\n" + key[12:]
+    done = _cli(
+        ["chat", "-m", "anthropic:claude-sonnet-4-5", "say hi"],
+        {"ANTHROPIC_API_KEY": broken, "ANTHROPIC_BASE_URL": server.url},
+        tmp_path,
+    )
+    assert done.returncode != 0
+    assert "line break" in done.stderr and "ANTHROPIC_API_KEY" in done.stderr, done.stderr
+    assert not leaks(done.stdout + done.stderr, key) and key[12:] not in done.stdout + done.stderr
+    assert server.requests == []  # refused before anything was sent
+
+
+# ---------------------------------------------------------------------------
+# Traceback locals: what Sentry, Django's debug page and pytest --showlocals print
+
+
+def _shown(value: Any, depth: int = 3) -> str:
+    """A local as an error reporter shows it: mappings and sequences walked, repr elsewhere."""
+    if depth and isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_shown(v, depth - 1)}" for k, v in value.items()) + "}"
+    if depth and isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_shown(v, depth - 1) for v in value) + "]"
+    try:
+        return repr(value)
+    except Exception:
+        return "<repr failed>"
+
+
+def locals_under(err: BaseException) -> str:
+    """Every local of every frame in the tracebacks of ``err`` and the errors chained to it."""
+    out, seen = [], set()
+    e: Any = err
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        tb = e.__traceback__
+        while tb is not None:
+            out += [f"{tb.tb_frame.f_code.co_name}.{name} = {_shown(v)}" for name, v in tb.tb_frame.f_locals.items()]
+            tb = tb.tb_next
+        e = e.__cause__ or e.__context__
+    return "\n".join(out)
+
+
+def _failure(provider: Any) -> BaseException:
+    # The frame that catches is part of the traceback too: it holds nothing but these.
+    try:
+        run(provider)
+    except Exception as exc:
+        return exc
+    raise AssertionError("no error")
+
+
+@pytest.mark.parametrize("flavor", ALL)
+def test_the_key_is_in_no_traceback_locals(server: LoopbackServer, flavor: Flavor) -> None:
+    key = ARG_KEYS[flavor.name]
+    refused = socket.socket()
+    refused.bind(("127.0.0.1", 0))  # bound, never listening: connection refused
+    port = refused.getsockname()[1]
+    try:
+        errors = [_failure(flavor.build(f"http://127.0.0.1:{port}", key, 5.0, 0))]
+    finally:
+        refused.close()
+    server.reply(
+        Reply.json(echo_key_body(flavor, 401, key), status=401),  # the body is no local of send()
+        Reply(status=302, headers={"location": "http://elsewhere.invalid/"}, body=[b""]),
+        flavor.reply(steps=[*flavor.start, flavor.text("x"), Reset()]),
+    )
+    for _ in range(3):
+        errors.append(_failure(flavor.provider(server, api_key=key)))
+    assert [type(e).__name__ for e in errors][:2] == ["NetworkError", "InvalidApiKeyError"]
+    for err in errors:
+        shown = locals_under(err)
+        assert "send.hidden = <hidden: " in shown or type(err).__name__ == "StreamInterruptedError", shown[:2000]
+        assert not leaks(shown, key), [line for line in shown.splitlines() if key[4:-4] in line][:5]
+
+
+BAD_HEADER_SECRET = "tok-0123456789abcdefXYZ"
+
+
+def _send_failure(url: str) -> BaseException:
+    """What ``send`` raises for a header value with a line break (built inline: no local holds it)."""
+    from llm_sync._transport._http import Transport, default_classifier, send
+
+    transport = Transport()
+    try:
+        send(transport, "POST", url, {"x-custom-token": BAD_HEADER_SECRET + "\n"}, b"{}", connect_timeout=2.0,
+             read_timeout=2.0, classify=default_classifier)  # fmt: skip
+    except Exception as exc:
+        return exc
+    finally:
+        transport.close()
+    raise AssertionError("no error")
+
+
+def test_a_bad_header_value_is_named_without_its_value(server: LoopbackServer) -> None:
+    err = _send_failure(server.url + "/v1")
+    assert isinstance(err, ApiRequestError) and not err.retryable and "header" in str(err)
+    assert err.__cause__ is None and err.__context__ is None
+    assert BAD_HEADER_SECRET not in error_texts(err) and BAD_HEADER_SECRET not in locals_under(err)
+    assert server.requests == []
 
 
 # ---------------------------------------------------------------------------
@@ -355,6 +447,10 @@ def only_http_proxy(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
     monkeypatch.setenv("http_proxy", url)
 
 
+PLAIN_HTTP = r"ignore:llm_sync is sending an API key over plain http"
+
+
+@pytest.mark.filterwarnings(PLAIN_HTTP)
 @pytest.mark.parametrize("flavor", ALL)
 def test_a_proxy_from_the_environment_is_used(
     server: LoopbackServer, flavor: Flavor, monkeypatch: pytest.MonkeyPatch
@@ -367,6 +463,7 @@ def test_a_proxy_from_the_environment_is_used(
     assert server.requests[0].path.startswith("http://llm-sync-proxy-test.invalid")
 
 
+@pytest.mark.filterwarnings(PLAIN_HTTP)
 def test_proxy_settings_are_read_once_per_origin(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
     # Read when an origin is first used (like httpx), not on every request.
     only_http_proxy(monkeypatch, server.url)
@@ -383,6 +480,57 @@ def test_proxy_settings_are_read_once_per_origin(server: LoopbackServer, monkeyp
     with pytest.raises(LlmError, match=r"llm-sync-proxy-test\.invalid"):
         run(fresh)
     assert len(server.requests) == 2
+
+
+@pytest.fixture
+def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget which origins were warned about, so this test sees the first warning."""
+    from llm_sync._transport import _http
+
+    monkeypatch.setattr(_http, "_checked_origins", set())
+
+
+@pytest.mark.parametrize("flavor", ALL)
+def test_a_key_over_plain_http_to_another_host_warns_once_per_origin(
+    server: LoopbackServer, flavor: Flavor, monkeypatch: pytest.MonkeyPatch, fresh_warnings: None
+) -> None:
+    only_http_proxy(monkeypatch, server.url)  # the proxy stands in for a remote host
+    server.reply(flavor.reply("one"), flavor.reply("two"), flavor.reply("three"))
+    provider = flavor.build("http://llm-sync-proxy-test.invalid", ARG_KEYS[flavor.name], 5.0, 0)
+    with pytest.warns(UserWarning, match=r"API key over plain http:// to llm-sync-proxy-test\.invalid") as caught:
+        assert run(provider).text == "one"
+        assert run(provider).text == "two"
+        assert run(provider.with_model("another-model")).text == "three"
+    assert len(caught) == 1
+    assert not leaks(str(caught[0].message), ARG_KEYS[flavor.name])
+
+
+def test_a_key_over_plain_http_is_not_sent_when_warnings_are_errors(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, fresh_warnings: None
+) -> None:
+    # This suite runs with warnings as errors: the stream fails with the reason instead.
+    only_http_proxy(monkeypatch, server.url)
+    provider = FLAVORS["anthropic"].build("http://llm-sync-proxy-test.invalid", ARG_KEYS["anthropic"], 5.0, 0)
+    with pytest.raises(ApiRequestError, match="API key over plain http://") as info:
+        run(provider)
+    assert not info.value.retryable and server.requests == []
+
+
+def test_no_warning_for_loopback_or_without_a_key(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, fresh_warnings: None
+) -> None:
+    # (Warnings are errors in this suite: any warning would fail the runs below.)
+    from llm_sync.providers.ollama import OllamaProvider
+
+    flavor = FLAVORS["anthropic"]
+    for host in ("127.0.0.1", "localhost"):
+        server.reply(flavor.reply("loopback"))
+        assert run(flavor.build(f"http://{host}:{server.port}", ARG_KEYS["anthropic"], 5.0, 0)).text == "loopback"
+    only_http_proxy(monkeypatch, server.url)
+    server.reply(FLAVORS["ollama"].reply("no key"))
+    keyless = OllamaProvider(model="llama-test", base_url="http://llm-sync-proxy-test.invalid")
+    assert run(keyless).text == "no key"
+    assert "authorization" not in server.requests[-1].headers
 
 
 @pytest.mark.parametrize("flavor", ALL)

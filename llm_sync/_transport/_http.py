@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Union
+import zlib
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Optional, Union
 from urllib.parse import urljoin, urlsplit
 
 from .._errors import (
@@ -14,6 +15,7 @@ from .._errors import (
     NetworkError,
     RequestTimeoutError,
     StreamInterruptedError,
+    StreamReadError,
     error_for_status,
     internal_error,
 )
@@ -34,6 +36,9 @@ __all__ = [
 
 # Error bodies are read only this far: an HTML error page can be large.
 _MAX_ERROR_BODY = 64 * 1024
+# The most bytes read_chunks hands on at once, however large an HTTP chunk or however
+# far a compressed body inflates.
+_PIECE = 64 * 1024
 _MAX_REDIRECTS = 3
 # Idle keep-alive connections kept per host. Above this many concurrent streams to
 # one host, urllib3 discards (and logs) the extra connections as they finish.
@@ -125,6 +130,9 @@ def _new_session() -> requests.Session:
             return manager
 
     session = requests.Session()
+    # Only the codings read_chunks inflates in bounded steps (requests would also offer
+    # br and zstd when their packages are installed).
+    session.headers["Accept-Encoding"] = "gzip, deflate"
     adapter = _Adapter(pool_connections=8, pool_maxsize=_POOL_SIZE, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
@@ -156,38 +164,45 @@ def send(
     Redirects are followed only to the same origin and only for 307/308 (which keep
     the method and body); a redirect elsewhere would hand the credentials to
     another host, so it is an error instead.
+
+    The headers carry the key, and error reporters (Sentry, Django's debug page,
+    ``pytest --showlocals``) print the local variables of every frame a traceback
+    passes through: so the headers are held here only inside a :class:`_Hidden`,
+    and the frames of requests and urllib3 under a failure are cleared (see
+    :func:`_forget_locals`).
     """
     import requests
 
+    hidden = _Hidden(headers)
+    del headers
+    if url.startswith("http://"):
+        _warn_plain_http(url, hidden.value)
     session = transport.session()
     for _ in range(_MAX_REDIRECTS + 1):
         try:
             resp = session.send(
-                _prepare(transport, session, method, url, headers, body),
+                _prepare(transport, session, method, url, hidden.value, body),
                 stream=True,
                 timeout=(connect_timeout, read_timeout),
                 allow_redirects=False,
                 **transport.settings(url),
             )
-        except requests.exceptions.ConnectTimeout as exc:
-            raise RequestTimeoutError(
-                f"could not connect to {_origin(url)} within {connect_timeout} s; check the "
-                "address, or raise the connect timeout",
-                phase="connect",
-            ) from exc
-        except requests.exceptions.ReadTimeout as exc:
-            raise RequestTimeoutError(
-                f"{_origin(url)} sent no response headers within {read_timeout} s",
-                phase="first_event",
-            ) from exc
-        except requests.exceptions.InvalidURL as exc:
-            raise ApiRequestError(f"invalid URL {url!r}: {exc}; check base_url") from exc
-        except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema) as exc:
-            raise ApiRequestError(
-                f"invalid URL {url!r}: it needs an http:// or https:// prefix; check base_url"
-            ) from exc
         except requests.exceptions.RequestException as exc:
-            raise NetworkError(f"could not reach {_origin(url)}: {_reason(exc)}") from exc
+            failure: Optional[LlmError] = _send_error(exc, url, connect_timeout, read_timeout)
+            _forget_locals(exc)
+        except ValueError as exc:
+            # Where requests lets a bad header value through (older versions), http.client
+            # refuses it with a ValueError quoting the value: the same error as InvalidHeader.
+            if not str(exc).startswith("Invalid header"):
+                raise
+            failure = _bad_header()
+            _forget_locals(exc)
+        else:
+            failure = None
+        if failure is not None:
+            # Raised outside the except block: the requests error is the cause (or,
+            # for a bad header, nothing), never an implicit context.
+            raise failure
         status = resp.status_code
         if 200 <= status < 300:
             return resp
@@ -204,25 +219,143 @@ def send(
                 "the credentials stay with the host you configured; set base_url to the final address",
                 status=status,
             )
-        try:
-            text = read_bounded(resp)
-        finally:
-            resp.close()
-        raise classify(status, resp.headers, text)
+        # The body is read in a helper so that it is no local of this frame: a server
+        # can echo the key in it, and this frame is in the error's traceback.
+        raise classify(status, resp.headers, _read_and_close(resp))
     raise ApiRequestError(f"more than {_MAX_REDIRECTS} redirects from {_origin(url)}")
+
+
+def _read_and_close(resp: requests.Response) -> str:
+    """The (bounded) text of an error response, which is closed after."""
+    try:
+        return read_bounded(resp)
+    finally:
+        resp.close()
+
+
+class _Hidden:
+    """Headers that must not show where frame locals are printed: the repr names them, without values."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Mapping[str, str]) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"<hidden: {', '.join(sorted(k.lower() for k in self.value))}>"
+
+
+def _send_error(
+    exc: BaseException, url: str, connect_timeout: Optional[float], read_timeout: Optional[float]
+) -> LlmError:
+    """The typed error for a failure to send, with ``exc`` as its cause where that is safe."""
+    import requests
+
+    err: LlmError
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        err = RequestTimeoutError(
+            f"could not connect to {_origin(url)} within {connect_timeout} s; check the "
+            "address, or raise the connect timeout",
+            phase="connect",
+        )
+    elif isinstance(exc, requests.exceptions.ReadTimeout):
+        err = RequestTimeoutError(
+            f"{_origin(url)} sent no response headers within {read_timeout} s", phase="first_event"
+        )
+    elif isinstance(exc, requests.exceptions.InvalidHeader):
+        # Its message quotes the header value, which may be a key: neither it nor the
+        # exception travels on. Keys are checked when they come in, so this is another
+        # header (a custom one, or a token from elsewhere).
+        return _bad_header()
+    elif isinstance(exc, requests.exceptions.InvalidURL):
+        err = ApiRequestError(f"invalid URL {url!r}: {exc}; check base_url")
+    elif isinstance(exc, (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)):
+        err = ApiRequestError(f"invalid URL {url!r}: it needs an http:// or https:// prefix; check base_url")
+    else:
+        err = NetworkError(f"could not reach {_origin(url)}: {_reason(exc)}")
+    err.__cause__ = exc
+    return err
+
+
+def _bad_header() -> ApiRequestError:
+    return ApiRequestError(
+        "a request header is not valid (a line break, or leading whitespace, in a header "
+        "value); check the key and any extra headers"
+    )
+
+
+def _forget_locals(exc: BaseException) -> None:
+    """Clear the local variables of the finished frames under ``exc`` and its chained errors.
+
+    Those are requests' and urllib3's frames, where the request headers (and so the
+    key) sit in plain dicts. The file names and line numbers stay.
+    """
+    import traceback
+
+    seen: Optional[BaseException] = exc
+    for _ in range(16):  # chains here are a few errors long; the bound guards against cycles
+        if seen is None:
+            return
+        traceback.clear_frames(seen.__traceback__)  # the executing frames are skipped
+        seen = seen.__cause__ or seen.__context__
+
+
+# Origins already warned about, or found to be this machine (see _warn_plain_http).
+_checked_origins: set[str] = set()
+# Header names that carry a key in some provider's requests.
+_KEY_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key", "proxy-authorization")
+
+
+def _warn_plain_http(url: str, headers: Mapping[str, str]) -> None:
+    """Warn, once per origin, when a key is about to go over plain http to another machine."""
+    origin = _origin(url)
+    if origin in _checked_origins:
+        return
+    if not any(v and k.lower() in _KEY_HEADERS for k, v in headers.items()):
+        return
+    host = (urlsplit(url).hostname or "").lower()
+    _checked_origins.add(origin)
+    if _is_loopback(host):
+        return
+    import warnings
+
+    message = (
+        f"llm_sync is sending an API key over plain http:// to {host}, where anyone on the "
+        "network path can read it; use an https:// base_url (this warning is shown once per "
+        "host and port)"
+    )
+    try:
+        warnings.warn(message, UserWarning, stacklevel=3)
+    except UserWarning:
+        # Warnings are errors here (-W error): then the key is not sent at all, and the
+        # stream fails with that reason rather than with an error from deep inside.
+        _checked_origins.discard(origin)
+        raise ApiRequestError(message.split(" (this warning")[0]) from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def read_bounded(resp: requests.Response) -> str:
     """The body as text, at most 64 KiB of it (error bodies and pages only)."""
     import requests
+    import urllib3.exceptions
 
     data = bytearray()
     try:
-        for chunk in resp.iter_content(8192):
+        for chunk in read_chunks(resp):
             data += chunk
             if len(data) >= _MAX_ERROR_BODY:
                 break
-    except requests.exceptions.RequestException:
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError, StreamReadError):
         pass  # the status already tells what happened; keep what arrived
     return bytes(data[:_MAX_ERROR_BODY]).decode(resp.encoding or "utf-8", errors="replace")
 
@@ -253,17 +386,33 @@ def error_summary(headers: Mapping[str, str], body: str) -> str:
     ctype = (headers.get("content-type") or "").lower()
     text = body.strip()
     if "html" in ctype or text[:15].lower().startswith(("<!doctype", "<html")):
-        import re
-
-        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
-        snippet = title.group(1).strip() if title else re.sub(r"<[^>]+>|\s+", " ", text)[:200].strip()
-        return f"an HTML page ({snippet!r}), which usually means a proxy or a wrong base_url"
+        return f"an HTML page ({_page_snippet(text)!r}), which usually means a proxy or a wrong base_url"
     try:
         parsed = json.loads(text)
     except ValueError:
         return text[:300] or "(empty body)"
     message = _find_message(parsed)
     return message if message else text[:300]
+
+
+def _page_snippet(text: str) -> str:
+    """The page's title, or else its first 200 characters of text without the tags.
+
+    The page comes from whatever answered, so each pattern here is linear: a tag
+    is ``<`` up to the next ``>`` *or* ``<``, so no ``<`` is scanned past by more
+    than one attempt (``<[^>]+>`` rescanned the rest of the page from every ``<``
+    of an unclosed run: 25 s for 64 KiB of them, with every thread blocked).
+    """
+    import re
+
+    opening = re.search(r"<title[^<>]*>", text, re.IGNORECASE)
+    if opening is not None:
+        closing = re.compile(r"</title", re.IGNORECASE).search(text, opening.end())
+        if closing is not None:
+            title = " ".join(text[opening.end() : closing.start()].split())
+            if title:
+                return title[:200]
+    return " ".join(re.sub(r"<[^<>]*>", " ", text).split())[:200]
 
 
 def _find_message(obj: Any) -> Optional[str]:
@@ -287,24 +436,122 @@ def _find_message(obj: Any) -> Optional[str]:
 
 
 def read_chunks(resp: requests.Response) -> Iterator[bytes]:
-    """The body as it arrives: one item per HTTP chunk, or per socket read.
+    """The body as it arrives, decoded, in pieces of at most 64 KiB.
 
-    ``iter_content(None)`` on a response without chunked encoding would wait for
-    the whole body; ``read1`` returns whatever the socket has.
+    One item per HTTP chunk or per socket read (``iter_content(None)`` on a response
+    without chunked encoding would wait for the whole body; ``read1`` returns
+    whatever the socket has); a larger HTTP chunk is split. A gzip or deflate body
+    is inflated here, 64 KiB at a time, rather than by urllib3, which inflates a
+    whole chunk or read at once: a 1 MiB chunk of a compression bomb became 1 GiB
+    before any framer could apply its event limit. So the framers' limits hold for
+    decoded bytes, whatever the encoding.
     """
     raw = resp.raw
+    inflate = _inflater(resp.headers.get("content-encoding"))
+    source: Iterable[bytes]
     if getattr(raw, "chunked", False) and raw.supports_chunked_reads():
-        yield from raw.read_chunked(None, decode_content=True)
+        source = raw.read_chunked(_PIECE, decode_content=False)
+    else:
+        read1 = getattr(raw, "read1", None)
+        source = _reads_urllib3_v1(raw) if read1 is None else _reads(read1)
+    if inflate is None:
+        yield from source
         return
-    read1 = getattr(raw, "read1", None)
-    if read1 is None:  # urllib3 1.x
-        yield from raw.stream(8192, decode_content=True)
-        return
+    for data in source:
+        yield from inflate.feed(data)
+
+
+def _reads_urllib3_v1(raw: Any) -> Iterator[bytes]:
+    """``_reads`` for urllib3 1.x (Python 3.9 with botocore), which has no ``read1``.
+
+    Its ``stream(n)`` waits for n bytes of a body without chunked encoding (HTTP/1.0,
+    ``Connection: close``), holding back events that have arrived. The http.client
+    response under it has ``read1``; urllib3's error translation (to ``ProtocolError``
+    and ``ReadTimeoutError``) and its release of the connection still wrap each read.
+    """
+    import http.client
+
+    fp = raw._fp
     while True:
-        data = read1(65536, decode_content=True)
+        with raw._error_catcher():
+            data = fp.read1(_PIECE)
+            if not data and fp.length:  # the body ended short of its Content-Length
+                raise http.client.IncompleteRead(b"", fp.length)
         if not data:
             return
         yield data
+
+
+def _reads(read1: Callable[..., bytes]) -> Iterator[bytes]:
+    while True:
+        data = read1(_PIECE, decode_content=False)
+        if not data:
+            return
+        yield data
+
+
+def _inflater(coding: Optional[str]) -> Optional[_Inflate]:
+    """The decoder for a ``Content-Encoding``; None for an identity body."""
+    name = (coding or "").strip().lower()
+    if name in ("", "identity"):
+        return None
+    if name in ("gzip", "x-gzip", "deflate"):
+        return _Inflate(gzip=name != "deflate")
+    raise StreamReadError(
+        f"the server sent the body with Content-Encoding {coding!r}, which llm_sync did not "
+        "ask for and does not read (it asks for gzip or deflate, whose decoded size it can bound)"
+    )
+
+
+class _Inflate:
+    """gzip or deflate, inflated at most ``_PIECE`` bytes at a time."""
+
+    __slots__ = ("_gzip", "_obj", "_head", "_members", "_done")
+
+    def __init__(self, *, gzip: bool) -> None:
+        self._gzip = gzip
+        self._obj: Any = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzip else None
+        # deflate is zlib-wrapped as the RFC says, or raw as some servers send it: the
+        # first two bytes tell, so they are held until both arrived.
+        self._head = b""
+        self._members = 0  # gzip members decoded to their end
+        self._done = False  # the encoded stream ended; whatever follows is ignored
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if self._obj is None:
+            self._head += data
+            if len(self._head) < 2:
+                return
+            data, self._head = self._head, b""
+            cmf, flg = data[0], data[1]
+            wrapped = cmf & 0x0F == 8 and (cmf * 256 + flg) % 31 == 0
+            self._obj = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+        pending = False  # the bound cut the last output short: more may be waiting
+        while (data or pending) and not self._done:
+            obj = self._obj
+            try:
+                out = obj.decompress(data, _PIECE)
+            except zlib.error as exc:
+                if self._members:
+                    # Bytes after a whole gzip member that start no other: ignored, as
+                    # urllib3 and browsers do.
+                    self._done = True
+                    return
+                raise StreamReadError(
+                    f"the body's {'gzip' if self._gzip else 'deflate'} encoding is corrupt ({exc})"
+                ) from None
+            pending = len(out) == _PIECE
+            if out:
+                yield out
+            if obj.eof:
+                data, pending = obj.unused_data, False
+                if not self._gzip:
+                    self._done = True
+                    return
+                self._members += 1
+                self._obj = zlib.decompressobj(16 + zlib.MAX_WBITS)  # a next member, if any
+            else:
+                data = obj.unconsumed_tail
 
 
 def _prepare(

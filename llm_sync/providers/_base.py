@@ -22,7 +22,7 @@ from .._catalog import lookup
 from .._errors import ApiRequestError, LlmError, MissingApiKeyError, stamp
 from .._exchange import fetch_json
 from .._inputs import InputTypes, check_content
-from .._keys import load_dotenv_from_cwd, require_key, setting
+from .._keys import load_dotenv_from_cwd, optional_key, require_key, setting
 from .._observe import StreamInfo, watcher
 from .._redact import mask, register_secret
 from .._retry import RetryPolicy
@@ -183,9 +183,7 @@ class HttpProvider(StreamingModelProvider):
             except MissingApiKeyError as err:
                 raise stamp(err, self.provider_id, None) from None
         else:
-            key = setting(api_key, self.key_variable, *self.key_aliases) if self.key_variable else api_key
-            if key:
-                register_secret(key)
+            key = optional_key(api_key, self.key_variable, self.label, *self.key_aliases)
         if api_key is not None and not api_key.strip():
             raise ValueError(f"api_key for {self.label} is empty; pass a key or leave it None")
         self._api_key = key

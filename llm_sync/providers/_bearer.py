@@ -27,6 +27,7 @@ import time
 from typing import Any, Callable, Optional, Sequence, Tuple
 
 from .._errors import LlmError, NetworkError, OAuthError
+from .._keys import header_value_fault
 from .._redact import SecretText, register_secret
 
 __all__ = ["EXPIRY_SKEW", "BearerToken", "describe_source"]
@@ -74,6 +75,9 @@ class BearerToken:
         self._expires: Optional[float] = None  # epoch seconds, when the source says
         self._pid = os.getpid()
         if self._kind == _STATIC:
+            fault = header_value_fault(source.strip())
+            if fault:
+                raise OAuthError(f"the token from {label} has {fault}; a token is one line of printable ASCII")
             self._token = _secret(source.strip())
 
     @property
@@ -172,6 +176,9 @@ class BearerToken:
                 f"{self._label} gave {'an empty token' if isinstance(token, str) else type(token).__name__} "
                 f"instead of a token string; {self._hint}"
             )
+        fault = header_value_fault(token.strip())
+        if fault:
+            raise OAuthError(f"{self._label} gave a token with {fault}; {self._hint}")
         return _secret(token.strip())
 
     def __repr__(self) -> str:

@@ -98,6 +98,22 @@ def test_a_retry_after_beyond_the_cap_is_raised_at_once(server: LoopbackServer, 
     assert len(server.requests) == 1
 
 
+ABSURD_WAITS = [("retry-after", "1e9"), ("retry-after", "inf"), ("retry-after-ms", "1e300"),
+                ("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT")]  # fmt: skip
+
+
+@pytest.mark.parametrize("flavor", ALL)
+def test_an_absurd_retry_after_reaches_the_caller_capped(server: LoopbackServer, flavor: Flavor) -> None:
+    from llm_sync._retry import MAX_RETRY_AFTER
+
+    for name, value in ABSURD_WAITS:
+        server.reply(rate_limited(flavor, **{name: value}))
+        with pytest.raises(RateLimitedError) as info:
+            run(fast_retries(flavor.provider(server), max_retries=3))
+        assert info.value.retry_after == MAX_RETRY_AFTER == 7 * 24 * 3600, (name, value)
+    assert len(server.requests) == len(ABSURD_WAITS)  # none of them was retried
+
+
 @pytest.mark.parametrize("flavor", ALL)
 def test_retries_never_outlast_the_total_deadline(server: LoopbackServer, flavor: Flavor) -> None:
     for _ in range(8):

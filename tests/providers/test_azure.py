@@ -550,6 +550,19 @@ def test_a_failing_token_provider_is_an_oauth_error_sent_nowhere(server: Loopbac
         AzureOpenAiProvider(KEY, model=DEPLOYMENT, base_url=server.url, token_provider=broken)
 
 
+def test_a_token_with_a_line_break_is_refused_without_being_shown(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A line break would otherwise reach the header; the error names where it is, never the token.
+    err = failure(azure(server, token_provider=lambda: TOKEN[:10] + "\n" + TOKEN[10:]))
+    assert isinstance(err, OAuthError) and "a line break (\\n) at character 11" in err.message, err.message
+    assert server.requests == [] and not leaks(error_texts(err), TOKEN)
+    monkeypatch.setenv("AZURE_OPENAI_AD_TOKEN", TOKEN + "\x7f")
+    with pytest.raises(OAuthError, match="AZURE_OPENAI_AD_TOKEN has a control character") as info:
+        AzureOpenAiProvider(model=DEPLOYMENT, base_url=server.url)
+    assert not leaks(error_texts(info.value), TOKEN)
+
+
 # ---------------------------------------------------------------------------
 # Configuration from the environment, model strings, the catalog.
 
@@ -609,8 +622,7 @@ def test_the_key_and_the_token_never_show(server: LoopbackServer, credential: st
             server.reply(*([reply, reply] if reply.status == 401 and credential == "token_provider" else [reply]))
             texts.append(error_texts(failure(provider)))
         # The frames' locals hold what was sent (headers, the provider, the token): all masked.
-        # (A body the server echoed the secret in is a local of the transport's send(),
-        # whose frames this module does not own; the error texts above mask it.)
+        # (That send() keeps a body echoing the secret out of its locals is tests/test_secrets.py's.)
         denied = Reply.json({"error": {"code": "401", "message": "Access denied"}}, status=401)
         server.reply(denied, denied)
         locals_text = traceback_locals_text(failure(provider))

@@ -19,6 +19,7 @@ from llm_sync import (
     ServerError,
     StopReason,
     StreamInterruptedError,
+    StreamReadError,
 )
 from llm_sync._transport._frame import Frame
 from llm_sync.providers.gemini import GeminiProvider, classify_error, parse_events
@@ -444,6 +445,17 @@ def test_invalid_json_event_names_the_event(server: LoopbackServer) -> None:
     body = [b"data: {not json}\r\n\r\n", data(chunk([{"text": "a"}], "STOP"))]
     with pytest.raises(JsonParsingError, match="not json"):
         stream_body(server, provider(server), body)
+
+
+def test_lines_that_are_no_sse_fields_are_kept_only_up_to_the_event_limit(server: LoopbackServer) -> None:
+    # Such lines are kept (an unframed JSON answer spans several), so a server sending
+    # nothing else must meet the event limit instead of filling memory until the idle
+    # timeout. 20 MiB here, sent past a first event; the limit is 16 MiB.
+    line = b"x" * (64 * 1024 - 1) + b"\n"
+    body = [data(chunk([{"text": "a"}])), *[line * 16] * 20]
+    with pytest.raises(StreamReadError, match="lines that are not server-sent event fields") as info:
+        stream_body(server, provider(server), body)
+    assert str(16 * 1024 * 1024) in str(info.value)
 
 
 # ---------------------------------------------------------------------------

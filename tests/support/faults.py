@@ -30,6 +30,7 @@ __all__ = [
     "flavor_params",
     "gzip_steps",
     "http_date",
+    "in_band_error",
     "reset_before_headers",
     "silent_before_headers",
     "trickle",
@@ -67,7 +68,7 @@ class Flavor:
     overload: bytes  # an in-band "overloaded" error event (a retryable ServerError)
     unknown: bytes  # an event type the provider does not know (ignored)
     bad_json: bytes  # an event whose payload is not valid JSON
-    keepalive: Optional[bytes]  # bytes that make no event (None: the framing has no such thing)
+    keepalive: Optional[bytes]  # bytes that make no chunk (None: the framing has no such thing)
     error_json: Callable[[int], Any]  # the provider's JSON error body for a status, message ERROR_MESSAGE
     big: Callable[[int], bytes] = field(repr=False, default=lambda n: b"")  # a text event of ~n bytes
     # The variable the provider reads its key from (None: it takes keys only as arguments).
@@ -332,7 +333,9 @@ BEDROCK = Flavor(
     overload=_bedrock_overload(),
     unknown=_aws_event("futureEvent", {"x": 1}),
     bad_json=_bedrock_bad_json(),
-    keepalive=None,
+    # The event stream has no keep-alive of its own; an event type yet to come makes no
+    # chunk either, and before the turn's first event it must not count as its start.
+    keepalive=_aws_event("futureEvent", {"x": 1}),
     error_json=lambda status: {"message": ERROR_MESSAGE},
     big=lambda n: _bedrock_text("x" * n),
     key_variable="AWS_BEARER_TOKEN_BEDROCK",
@@ -509,6 +512,23 @@ def trickle(data: bytes, every: float, seconds: float) -> List[Any]:
 def http_date(seconds_from_now: float) -> str:
     """An RFC 9110 HTTP date ``seconds_from_now`` seconds ahead (negative: in the past)."""
     return formatdate(time.time() + seconds_from_now, usegmt=True)
+
+
+def in_band_error(flavor: Flavor, message: str) -> bytes:
+    """The flavor's in-band error event (an auth or validation error) saying ``message``."""
+    if flavor.name == "bedrock":
+        from llm_sync._transport._eventstream import exception_frame
+
+        return exception_frame("validationException", json.dumps({"message": message}).encode())
+    if flavor.name == "ollama":
+        return json.dumps({"error": message}).encode() + b"\n"
+    if flavor.name == "gemini":
+        return sse_event(None, {"error": {"code": 401, "message": message, "status": "UNAUTHENTICATED"}})
+    if flavor.name in ("openai", "codex"):
+        return sse_event("error", {"type": "error", "code": "invalid_api_key", "message": message})
+    if flavor.name == "openai_compatible":
+        return sse_event(None, {"error": {"message": message, "type": "invalid_request_error", "code": 401}})
+    return sse_event("error", {"type": "error", "error": {"type": "authentication_error", "message": message}})
 
 
 def run(provider: HttpProvider) -> Any:

@@ -1,8 +1,9 @@
-"""The provider pools' connections: a response body is read in large socket reads, over HTTP and TLS."""
+"""The provider pools' connections: large socket reads over HTTP and TLS, and a close() that always reaches the socket."""
 
 from __future__ import annotations
 
 import re
+import select
 import shutil
 import socket
 import ssl
@@ -139,3 +140,223 @@ def test_a_provider_streams_over_tls(
     answer = ToyProvider(base_url=url).stream_response(Context()).collect()
     assert answer.text == "".join(pieces)
     assert answer.complete
+
+
+# -- close() always closes: HTTP/1.0 and Connection: close responses -----------------
+#
+# http.client hands the socket of a response that will close the connection over to
+# the response and drops conn.sock, so a shutdown that looked only at the connection
+# found nothing: the reader and its socket lived on until the server hung up or the
+# read timeout passed (300 s by default).
+
+
+class StockServer:
+    """A stock ``http.server`` whose handler streams the start of a turn, then waits.
+
+    It waits for the client to hang up (and notes when it saw that) or for the test to
+    end; ``protocol`` is ``HTTP/1.0`` or ``HTTP/1.1`` (which then says ``Connection: close``).
+    """
+
+    def __init__(self, protocol: str, first: bytes) -> None:
+        import http.server
+
+        self.hangups: List[float] = []
+        self.done = threading.Event()
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = protocol
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["content-length"]))
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                if protocol == "HTTP/1.1":
+                    self.send_header("connection", "close")
+                self.end_headers()
+                self.wfile.write(first)
+                self.wfile.flush()
+                while not owner.done.is_set():  # bounded by the test's end
+                    readable, _, _ = select.select([self.connection], [], [], 0.02)
+                    if readable and not self.connection.recv(1):
+                        owner.hangups.append(time.monotonic())
+                        return
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), name="stock-server")
+        self.thread.start()
+
+    def close(self) -> None:
+        self.done.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+        # ThreadingHTTPServer joins its handler threads in server_close (non-daemon ones);
+        # daemon handlers end on their own within a poll interval once ``done`` is set.
+        deadline = time.monotonic() + 5
+        while any(t.name.startswith("Thread-") and t.is_alive() for t in threading.enumerate()):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+
+
+@pytest.fixture(params=["HTTP/1.0", "HTTP/1.1 Connection: close"])
+def stock(request: pytest.FixtureRequest) -> Iterator[StockServer]:
+    first = b"".join(sse_chunks(start(), text("hello")))
+    server = StockServer(request.param.split()[0], first)
+    yield server
+    server.close()
+
+
+def readers() -> List[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("llm_sync-")]
+
+
+def assert_gone_promptly(server: StockServer, since: float, count: int = 1) -> None:
+    """Every reader thread ends, and the server sees ``count`` hang-ups, within a second of ``since``."""
+    deadline = since + 1.0
+    while (readers() or len(server.hangups) < count) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert not readers(), f"reader threads still alive {time.monotonic() - since:.2f} s later: {readers()}"
+    assert len(server.hangups) == count, f"{len(server.hangups)} of {count} connections closed within 1 s"
+    assert max(server.hangups) - since < 1.0
+
+
+def opened(server: StockServer, **kw: Any) -> Any:
+    """A stream of the toy provider against ``server``, after its first two chunks arrived."""
+    stream = ToyProvider(base_url=server.url, **kw).stream_response(Context())
+    assert [type(next(stream)).__name__, type(next(stream)).__name__] == ["Start", "Text"]
+    time.sleep(0.05)  # the reader is now blocked reading the silent socket
+    return stream
+
+
+def test_close_ends_the_reader_and_the_socket(stock: StockServer) -> None:
+    stream = opened(stock)
+    started = time.monotonic()
+    stream.close()
+    assert time.monotonic() - started < 0.1
+    assert_gone_promptly(stock, started)
+
+
+def test_a_timeout_ends_the_reader_and_the_socket(stock: StockServer) -> None:
+    from llm_sync import RequestTimeoutError, Timeouts
+
+    stream = opened(stock, timeout=Timeouts(idle=0.3))
+    with pytest.raises(RequestTimeoutError) as info:
+        list(stream)
+    assert info.value.phase == "idle"
+    assert_gone_promptly(stock, time.monotonic())
+
+
+def test_ctrl_c_ends_the_reader_and_the_socket(stock: StockServer) -> None:
+    import _thread
+
+    assert threading.current_thread() is threading.main_thread()  # where Ctrl-C lands
+    stream = opened(stock)
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            for _ in stream:
+                pass
+    finally:
+        timer.join()
+    assert stream.closed
+    assert_gone_promptly(stock, time.monotonic())
+
+
+def test_an_abandoned_stream_ends_its_reader_and_socket_when_collected(stock: StockServer) -> None:
+    import gc
+
+    streams = [opened(stock) for _ in range(10)]
+    del streams
+    gc.collect()
+    assert_gone_promptly(stock, time.monotonic(), count=10)
+
+
+# -- close() while connecting: a blackholed connect, a silent TLS handshake ----------
+#
+# The reader is inside urllib3's connect (TCP, then TLS) with no response and no
+# connection socket to shut down yet; it used to stay there for the whole connect
+# timeout (30 s by default) after close() returned.
+
+
+@pytest.fixture
+def blackhole() -> Iterator[str]:
+    """The URL of a listener that never accepts, its backlog full: a SYN to it goes unanswered."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    address = listener.getsockname()
+    fillers: List[socket.socket] = []
+    try:
+        for _ in range(16):  # Linux queues backlog + 1 connections; the next SYN is dropped
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            fillers.append(filler)
+            filler.setblocking(False)
+            filler.connect_ex(address)
+            _, writable, _ = select.select([], [filler], [], 0.3)
+            if not writable:
+                break
+        else:
+            pytest.skip("this system's listen backlog never filled up")
+        yield f"http://127.0.0.1:{address[1]}"
+    finally:
+        for s in fillers:
+            s.close()
+        listener.close()
+
+
+@pytest.fixture
+def silent_tls() -> Iterator[str]:
+    """The HTTPS URL of a TCP server that accepts and never answers the TLS ClientHello."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: List[socket.socket] = []
+    done = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.02)
+        while not done.is_set():  # bounded by the test's end
+            try:
+                accepted.append(listener.accept()[0])
+            except socket.timeout:
+                continue
+
+    thread = threading.Thread(target=serve, name="silent-tls")
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        done.set()
+        thread.join(5)
+        for s in accepted:
+            s.close()
+        listener.close()
+
+
+def close_while_connecting(url: str) -> None:
+    from llm_sync import Timeouts
+
+    stream = ToyProvider(base_url=url, timeout=Timeouts(connect=30)).stream_response(Context())
+    time.sleep(0.3)  # the reader is now inside the connect
+    assert readers(), "the reader ended before close(): the connect did not block"
+    started = time.monotonic()
+    stream.close()
+    assert time.monotonic() - started < 0.1
+    while readers() and time.monotonic() - started < 1.0:
+        time.sleep(0.005)
+    assert not readers(), f"a reader is still connecting {time.monotonic() - started:.2f} s after close()"
+    assert list(stream) == []
+
+
+def test_close_during_a_blackholed_connect_ends_the_reader(blackhole: str) -> None:
+    close_while_connecting(blackhole)
+
+
+def test_close_during_a_silent_tls_handshake_ends_the_reader(silent_tls: str) -> None:
+    close_while_connecting(silent_tls)
