@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -15,6 +16,12 @@ from tests.support.leaks import socket_fds
 from tests.support.paths import REPO as REPO
 from tests.support.paths import WIRE
 from tests.support.server import LoopbackServer
+
+# A run started as a background job inherits SIGINT ignored, and Python then installs no
+# KeyboardInterrupt handler: the Ctrl-C tests (interrupt_main, SIGINT to a child) would wait
+# out their stalls instead. Give the run the handler a terminal gives it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

@@ -21,10 +21,14 @@ from tests.support.paths import REPO
 
 __all__ = ["run_limited"]
 
+# The address-space limit also counts each thread's reserved stack (8 MiB by default):
+# with a loopback server's thread per connection, Python 3.13 ran out of address space
+# for threads before any heap grew. Small stacks keep the limit about the heap.
 _PRELUDE = """\
-import resource
+import resource, threading
 resource.setrlimit(resource.RLIMIT_CPU, ({cpu}, {cpu}))
 resource.setrlimit(resource.RLIMIT_AS, ({memory}, {memory}))
+threading.stack_size(1024 * 1024)
 """
 
 
