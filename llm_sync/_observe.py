@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import threading
+import logging
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, Set, Tuple
 
 from ._response import Done, Usage
 
 if TYPE_CHECKING:
-    import logging
-
     from ._context import Context
     from ._engine import StreamState
 
@@ -31,29 +29,21 @@ __all__ = [
 #: The package logger; each provider logs under ``llm_sync.providers.<provider id>``.
 ROOT = "llm_sync"
 
+# As requests does: an application that configures no logging never sees Python's
+# last-resort output from us.
+logging.getLogger(ROOT).addHandler(logging.NullHandler())
+
 _loggers: Dict[str, logging.Logger] = {}
-_loggers_lock = threading.Lock()
 
 
 def logger(label: str) -> logging.Logger:
-    """The logger of the provider in ``label`` (``"provider:model"``): ``llm_sync.providers.<provider>``.
-
-    ``logging`` is imported here, on first use, not with ``llm_sync``: by then the
-    transport (requests) has imported it anyway. The package logger gets its
-    ``NullHandler`` at the same moment, before any record exists, so an application
-    that configures no logging never sees Python's last-resort output from us.
-    """
+    """The logger of the provider in ``label`` (``"provider:model"``): ``llm_sync.providers.<provider>``."""
     provider = label.partition(":")[0] or "unknown"
     found = _loggers.get(provider)
     if found is None:
-        import logging
-
-        with _loggers_lock:
-            if not _loggers:
-                root = logging.getLogger(ROOT)
-                if not any(isinstance(h, logging.NullHandler) for h in root.handlers):
-                    root.addHandler(logging.NullHandler())
-            found = _loggers[provider] = logging.getLogger(f"{ROOT}.providers.{provider}")
+        # getLogger is itself thread-safe and returns one logger per name: a race only
+        # stores the same object twice.
+        found = _loggers[provider] = logging.getLogger(f"{ROOT}.providers.{provider}")
     return found
 
 

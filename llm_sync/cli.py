@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -23,6 +24,7 @@ from ._errors import LlmError, MissingApiKeyError
 from ._fallback import FallbackProvider
 from ._messages import ChatMessage
 from ._model import LlmModel
+from ._observe import ROOT
 from ._parse import UnknownModelError, parse_model
 from ._reasoning import ReasoningEffort
 from ._stream import CollectedResponse
@@ -518,9 +520,6 @@ def _apply(provider: StreamingModelProvider, method: str, value: Any, flag: str)
 @contextlib.contextmanager
 def _retry_notes() -> Iterator[None]:
     """While in it, each retry the library logs (an INFO record) is one line on stderr."""
-    import logging
-
-    from ._observe import ROOT
 
     class RetryNotes(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:

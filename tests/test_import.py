@@ -25,7 +25,7 @@ def test_import_pulls_in_neither_jsonschema_nor_any_provider() -> None:
     assert isinstance(modules, list)
     assert not [m for m in modules if m.startswith("jsonschema")]
     assert not [m for m in modules if m.startswith("llm_sync.providers.") and m != "llm_sync.providers._base"]
-    for heavy in ("dotenv", "sseclient", "botocore", "requests", "urllib3", "logging"):
+    for heavy in ("dotenv", "sseclient", "botocore", "requests", "urllib3"):
         assert heavy not in modules, heavy
     assert not [m for m in modules if m.startswith("opentelemetry")]
 
