@@ -1,8 +1,8 @@
 """Structured output from a real model with no key: the embedded Gemma 3 270M on llama.cpp's server, grammar-constrained.
 
 The schema travels in ``response_format`` (``json_schema``); llama.cpp turns it into a
-grammar, so even a 270M base model can only write JSON that fits. Three prompts, three
-valid ``.parsed`` values: each answer costs seconds of CPU, so the test is marked
+grammar, so even a 270M base model can only write JSON that fits. Ten prompts, ten
+valid ``.parsed`` values (as issue 22 asks): each answer costs seconds of CPU, so the test is marked
 ``local_model`` and runs once per CI run, in ``tox -e local``; skipped without the
 ``local`` extra.
 """
@@ -27,8 +27,15 @@ PLACE = {
 }
 PROMPTS = [
     "Paris is in France.",
+    "Tokyo is the capital of Japan.",
     "I grew up in Lima, Peru.",
+    "Berlin is a city in Germany.",
+    "Cairo lies on the Nile in Egypt.",
+    "We flew to Sydney, Australia.",
+    "Toronto is the largest city of Canada.",
     "Nairobi, Kenya, is busy today.",
+    "Rome is the capital of Italy.",
+    "She moved to Mumbai in India.",
 ]
 
 
@@ -47,7 +54,7 @@ def gemma() -> Iterator[local.LocalServer]:
 
 
 @needs_local
-def test_three_prompts_give_three_valid_parsed_values(gemma: local.LocalServer) -> None:
+def test_ten_prompts_give_ten_valid_parsed_values(gemma: local.LocalServer) -> None:
     # The provider as users get it (the bundled model's transcript and stop strings),
     # deterministic, with room for the JSON and the whitespace the grammar lets a model
     # add around it. Made here: its connection pool goes with it at the end of the test.
