@@ -248,6 +248,38 @@ def requests_sseclient_anthropic(base_url: str, n: int) -> Iterator[str]:
         r.close()
 
 
+_PROBE_END = object()
+
+
+def reader_thread_probe(base_url: str, n: int) -> Iterator[str]:
+    """Not a peer: the baseline read by a thread of its own that hands each text to the caller through a ``SimpleQueue``.
+
+    llm_sync's shape (one reader thread per stream, one queue hop per chunk) and
+    nothing else, so ``llm_sync ÷ this`` is what llm_sync costs beyond the hand-off
+    its design pays for, and ``this ÷ the baseline`` is the price of that hand-off.
+    """
+    from queue import SimpleQueue
+
+    q: SimpleQueue[Any] = SimpleQueue()
+
+    def read() -> None:
+        try:
+            for text in requests_sseclient(base_url, n):
+                q.put(text)
+            q.put(_PROBE_END)
+        except BaseException as exc:  # carried to the caller, as llm_sync does
+            q.put(exc)
+
+    threading.Thread(target=read, name="bench-probe-reader", daemon=True).start()
+    while True:
+        item = q.get()
+        if item is _PROBE_END:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
 # ---------------------------------------------------------------------------
 # llm_sync
 

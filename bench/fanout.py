@@ -59,6 +59,7 @@ LLM_CHAT = "llm_sync chat completions"
 LLM_ANTHROPIC = "llm_sync Anthropic"
 REQ = "requests + sseclient-py, threads"
 REQ_ANTHROPIC = "requests + sseclient-py, threads (anthropic fmt)"
+PROBE = "probe: requests + sseclient-py in a reader thread → queue"
 OPENAI_THREADS = "openai SDK, threads"
 ASYNC_OPENAI = "AsyncOpenAI, asyncio"
 LITELLM = "litellm acompletion, asyncio"
@@ -74,6 +75,8 @@ COLUMNS = [
     Column(LLM_ANTHROPIC, "llm_sync", "anthropic", ("llm_sync",), 1 << 30),
     Column(REQ, "baseline", "openai", ("requests", "sseclient"), 1 << 30),
     Column(REQ_ANTHROPIC, "baseline", "anthropic", ("requests", "sseclient"), 1 << 30),
+    # Not a peer: the price of the hand-off alone (see bench.clients.reader_thread_probe).
+    Column(PROBE, "probe", "openai", ("requests", "sseclient"), 1 << 30),
     # Past these K a column costs minutes of CPU per round on 2 cores (its per-chunk
     # cost at 64-256 streams says how many); the report marks the cells not run.
     Column(OPENAI_THREADS, "sdk", "openai", ("openai",), 1024),
@@ -156,7 +159,8 @@ def _thread_fn(column: str) -> Callable[[str, int], Iterable[Any]]:
 
     column = column.split(TREE_MARK)[0]
     return {LLM_CHAT: C.llm_sync_compatible, LLM_ANTHROPIC: C.llm_sync_anthropic, REQ: C.requests_sseclient,
-            REQ_ANTHROPIC: C.requests_sseclient_anthropic, OPENAI_THREADS: C.openai_sdk}[column]
+            REQ_ANTHROPIC: C.requests_sseclient_anthropic, PROBE: C.reader_thread_probe,
+            OPENAI_THREADS: C.openai_sdk}[column]
 
 
 async def _async_openai(base: str, n: int) -> Any:
@@ -369,6 +373,9 @@ def child(args: argparse.Namespace) -> Dict[str, Any]:
         "chunks": chunks, "expected": k * n,
         "cpu_us_per_chunk": (user + sys_) / chunks * 1e6 if chunks else None,
         "sys_share": sys_ / (user + sys_) if user + sys_ else None,
+        # Every wake-up of a thread that blocked (voluntary) or was preempted: what a hand-off costs.
+        "switches_per_chunk": ((ru1.ru_nvcsw - ru0.ru_nvcsw) + (ru1.ru_nivcsw - ru0.ru_nivcsw)) / chunks
+        if chunks else None,
         "lag_ms_p50": q(lags, 0.5), "lag_ms_p99": q(lags, 0.99), "lag_ms_max": lags[-1] if lags else None,
         "errors": len(errors), "error_samples": sorted(set(errors))[:3], "short": short,
         "hung": hung, "late_unfinished": len(unfinished) - hung,
@@ -457,7 +464,7 @@ def run(settings: Dict[str, Any], only: str = "", sdk: bool = True, compare_tree
         cols = cols[:at] + extra + cols[at:]
     if only:
         want = [w.strip().lower() for w in only.split("|") if w.strip()]
-        cols = [c for c in cols if c.kind in ("floor", "baseline") or any(w in c.name.lower() for w in want)]
+        cols = [c for c in cols if c.kind in ("floor", "baseline", "probe") or any(w in c.name.lower() for w in want)]
     raise_file_limit()
     ideal = n * ms / 1e3
     srv, port = start_server()
@@ -514,6 +521,7 @@ def summarize(cols: List[Column], ks: List[int], rounds: int, cells: List[Dict[s
             row: Dict[str, Any] = {
                 "cpu_us": _stats([c["cpu_us_per_chunk"] for c in got]),
                 "sys_share": _stats([c["sys_share"] for c in got]),
+                "switches": _stats([c.get("switches_per_chunk") for c in got]),
                 "lag_ms_p50": _stats([c["lag_ms_p50"] for c in got]),
                 "lag_ms_max": _stats([c["lag_ms_max"] for c in got]),
                 "errors": [c["errors"] for c in got], "short": [c["short"] for c in got],
@@ -527,7 +535,7 @@ def summarize(cols: List[Column], ks: List[int], rounds: int, cells: List[Dict[s
                 "server_cpu_s": _stats([c["server"]["cpu_s"] for c in got]),
                 "failed": len(failed), "rounds": len(got),
             }
-            pairs = [("x_baseline", BASELINE[col.api]), ("x_async_openai", ASYNC_OPENAI)]
+            pairs = [("x_baseline", BASELINE[col.api]), ("x_async_openai", ASYNC_OPENAI), ("x_probe", PROBE)]
             if TREE_MARK in col.name:
                 pairs.append(("x_this_tree", col.name.split(TREE_MARK)[0]))  # the other tree ÷ this one
             for label, other in pairs:
@@ -556,22 +564,26 @@ def report(F: Dict[str, Any]) -> str:
          "CPU µs/chunk is the client process's user + system time from release to the end of its streams, over "
          "the text chunks it received. Lag: how long after its ideal end (n × ms after the release, + up to one ms "
          "of the server's phase) a stream ended, median over streams and the worst stream. Unfinished at the deadline: hung (nothing for 10 s) "
-         "/ late (still flowing). Server late p99: how late the server's sends went out against its schedule.", ""]
+         "/ late (still flowing). Server late p99: how late the server's sends went out against its schedule. "
+         "Context switches: the process's voluntary and involuntary ones (getrusage) over the text chunks. "
+         "The probe is not a peer: the baseline behind a reader thread and a queue, llm_sync's shape and nothing "
+         "else; × the probe is what llm_sync costs beyond the hand-off its design pays for.", ""]
     for k, rows in F["summary"].items():
         L += [f"### K = {int(k):,}", "",
-              "| client | CPU µs/chunk | × requests+sseclient (same format) | × AsyncOpenAI | system share | "
+              "| client | CPU µs/chunk | × requests+sseclient (same format) | × AsyncOpenAI | × the probe | system share | "
+              "context switches per chunk | "
               "lag p50 ms | worst lag ms | errors | short | hung / late | peak RSS MiB | RSS KiB per stream | "
               "peak threads | readers left | server late p99 ms | CPU × the same column of this tree |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, r in rows.items():
             if "cpu_us" not in r:
                 why = "not run at this K (see bench/fanout.py)" if r.get("not_run") else f"failed {r['failed']}×"
-                L.append(f"| {name} | {why} |" + " |" * 15)
+                L.append(f"| {name} | {why} |" + " |" * 17)
                 continue
             hl = "/".join(f"{h}/{lt}" for h, lt in zip(r["hung"], r["late"]))
             errs = ",".join(map(str, r["errors"])) + (f" ({r['error_samples'][0][:80]})" if r["error_samples"] else "")
-            L.append(f"| {name} | {fmt(r['cpu_us'])} | {fmt(r['x_baseline'], 2)} | {fmt(r['x_async_openai'], 2)} | "
-                     f"{fmt(r['sys_share'], 2)} | {fmt(r['lag_ms_p50'])} | {fmt(r['lag_ms_max'])} | {errs} | "
+            L.append(f"| {name} | {fmt(r['cpu_us'])} | {fmt(r['x_baseline'], 2)} | {fmt(r['x_async_openai'], 2)} | {fmt(r['x_probe'], 2)} | "
+                     f"{fmt(r['sys_share'], 2)} | {fmt(r['switches'], 1)} | {fmt(r['lag_ms_p50'])} | {fmt(r['lag_ms_max'])} | {errs} | "
                      f"{','.join(map(str, r['short']))} | {hl} | {fmt(r['peak_rss_mib'])} | "
                      f"{fmt(r['rss_per_stream_kib'])} | {r['peak_threads']} | "
                      f"{r['readers_left'] if r['readers_left'] >= 0 else '–'} | {fmt(r['server_late_p99_ms'], 1)} | "

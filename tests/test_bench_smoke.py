@@ -46,7 +46,8 @@ def test_bench_smoke_runs_every_section_and_writes_results(tmp_path: Path) -> No
     fanout = summary["fanout"]
     assert set(fanout) == {"4", "16"}
     for k, rows in fanout.items():
-        for name in ("llm_sync chat completions", "llm_sync Anthropic", "requests + sseclient-py, threads"):
+        for name in ("llm_sync chat completions", "llm_sync Anthropic", "requests + sseclient-py, threads",
+                     "probe: requests + sseclient-py in a reader thread → queue"):
             row = rows[name]
             assert row["cpu_us"]["median"] > 0, (k, name)
             assert row["errors"] == [0] and row["short"] == [0] and row["hung"] == [0] and row["late"] == [0], (k, name)
