@@ -9,13 +9,14 @@ system, ``getrusage``) per text chunk, how far each stream ended behind its idea
 pace (``n`` × ``ms`` after the release; the server's phase adds up to one ``ms``),
 errors, streams that ended short, streams
 still unfinished at the deadline (hung: nothing for 10 s; late: still flowing),
-peak RSS (``VmHWM`` after a reset) and peak OS threads (``/proc/self/status``,
-sampled every 10 ms). Rounds are interleaved (every K and column once per round,
+peak RSS (``VmHWM`` after a reset), peak OS threads (``/proc/self/status``,
+sampled every 10 ms) and thread switches per chunk. Rounds are interleaved (every K and column once per round,
 the column order rotated) and ratios are taken within a round, then their median.
 
 The server is one ``selectors`` thread in its own process; the ``floor`` column
 (one thread reading every socket with ``selectors``) and the server's own
-send-lateness figures show whether it kept the pace.
+send-lateness figures show whether it kept the pace. The ``probe`` column is the
+baseline behind a reader thread and a queue: what the hand-off costs on its own.
 """
 
 from __future__ import annotations
@@ -578,7 +579,7 @@ def report(F: Dict[str, Any]) -> str:
         for name, r in rows.items():
             if "cpu_us" not in r:
                 why = "not run at this K (see bench/fanout.py)" if r.get("not_run") else f"failed {r['failed']}×"
-                L.append(f"| {name} | {why} |" + " |" * 17)
+                L.append(f"| {name} | {why} |" + " |" * 16)
                 continue
             hl = "/".join(f"{h}/{lt}" for h, lt in zip(r["hung"], r["late"]))
             errs = ",".join(map(str, r["errors"])) + (f" ({r['error_samples'][0][:80]})" if r["error_samples"] else "")
