@@ -3,7 +3,7 @@
 
 For every round, K and column, a fresh interpreter (``python -m bench.fanout
 --child COLUMN``) imports its library, makes its client object, reads one short
-warm-up stream, then releases K streams together (threads behind a barrier, or
+warm-up stream, then releases K streams together (threads behind ``bench.release.Gates``, or
 one asyncio task each) and measures, from its own accounting: CPU time (user and
 system, ``getrusage``) per text chunk, how far each stream ended behind its ideal
 pace (``n`` × ``ms`` after the release; the server's phase adds up to one ``ms``),
@@ -37,12 +37,17 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
+from bench.release import Gates
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # settings per mode; "smoke" is what tests/test_bench_smoke.py runs (a few seconds).
+# switch_interval: sys.setswitchinterval in every client process, what the README
+# recommends for hundreds of streams in threads (at the interpreter's 5 ms, every
+# thread waiting for the GIL wakes every 5 ms: see the README's fan-out section).
 MODES: Dict[str, Dict[str, Any]] = {
-    "full": dict(ks=[64, 256, 1024, 2048], n=150, ms=20, rounds=3),
-    "quick": dict(ks=[64, 256], n=100, ms=20, rounds=1),
+    "full": dict(ks=[64, 256, 1024, 2048], n=150, ms=20, rounds=3, switch_interval=0.05),
+    "quick": dict(ks=[64, 256], n=100, ms=20, rounds=1, switch_interval=0.05),
     "smoke": dict(ks=[4, 16], n=10, ms=5, rounds=1),
 }
 
@@ -267,6 +272,8 @@ def _floor(port: int, k: int, n: int, ms: float, recs: List[Rec], deadline: floa
 
 
 def child(args: argparse.Namespace) -> Dict[str, Any]:
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     import logging
 
     # More concurrent streams than a pool keeps: urllib3 logs each connection it drops.
@@ -281,7 +288,7 @@ def child(args: argparse.Namespace) -> Dict[str, Any]:
     is_async = column in (ASYNC_OPENAI, LITELLM)
     loop: Optional[asyncio.AbstractEventLoop] = None
     threads: List[threading.Thread] = []
-    barrier: Optional[threading.Barrier] = None
+    gates: Optional[Gates] = None
     if column == FLOOR:
         pass
     elif is_async:
@@ -297,14 +304,14 @@ def child(args: argparse.Namespace) -> Dict[str, Any]:
         _read(warm_rec, fn(warm, 3))
         if warm_rec.error or warm_rec.count != 3:
             raise SystemExit(f"{column}: warm-up failed: {warm_rec.error} ({warm_rec.count} chunks)")
-        barrier = threading.Barrier(k + 1)
+        gates = Gates(k)
 
-        def work(rec: Rec) -> None:
-            assert barrier is not None
-            barrier.wait()
+        def work(i: int, rec: Rec) -> None:
+            assert gates is not None
+            gates.wait(i)
             _read(rec, fn(base, n))
 
-        threads = [threading.Thread(target=work, args=(r,), name=f"bench-{i}", daemon=True)
+        threads = [threading.Thread(target=work, args=(i, r), name=f"bench-{i}", daemon=True)
                    for i, r in enumerate(recs)]
         for t in threads:
             t.start()
@@ -335,8 +342,8 @@ def child(args: argparse.Namespace) -> Dict[str, Any]:
 
         loop.run_until_complete(all_streams())
     else:
-        assert barrier is not None
-        barrier.wait()
+        assert gates is not None
+        gates.open_all()
         for t in threads:
             t.join(max(0.0, wall_deadline - time.perf_counter()))
     t_stop = time.perf_counter()
@@ -434,9 +441,11 @@ def stop_server(p: subprocess.Popen[str]) -> None:
 
 
 def run_cell(col: Column, port: int, k: int, n: int, ms: float, deadline: float,
-             trees: Dict[str, str]) -> Dict[str, Any]:
+             trees: Dict[str, str], switch_interval: Optional[float] = None) -> Dict[str, Any]:
     cmd = [sys.executable, "-m", "bench.fanout", "--child", col.name, "--port", str(port), "--k", str(k),
            "--n", str(n), "--ms", f"{ms:g}", "--deadline", f"{deadline:g}"]
+    if switch_interval:
+        cmd += ["--switch-interval", f"{switch_interval:g}"]
     if col.name in trees:
         cmd += ["--tree", trees[col.name]]
     try:
@@ -480,7 +489,7 @@ def run(settings: Dict[str, Any], only: str = "", sdk: bool = True, compare_tree
                 for col in order[shift:] + order[:shift]:
                     # However late on 2 cores: a deadline that only a stuck stream misses.
                     deadline = max(60.0, 10 * ideal) + k * n * 400e-6
-                    cell = run_cell(col, port, k, n, ms, deadline, trees)
+                    cell = run_cell(col, port, k, n, ms, deadline, trees, settings.get("switch_interval"))
                     cell["round"] = rnd
                     cell["server"] = server_stats(srv)
                     cells.append(cell)
@@ -561,7 +570,8 @@ def report(F: Dict[str, Any]) -> str:
     st = F["settings"]
     L = [f"## Fan-out at a real pace: K streams × {st['n']} events, one every {st['ms']} ms, each client in a fresh "
          f"process ({st['rounds']} rounds interleaved; median (min–max) over rounds; ratios within each round; "
-         f"{F['elapsed_s']:.0f} s)", "",
+         f"{F['elapsed_s']:.0f} s; every client's switch interval "
+         f"{'%g ms' % (st['switch_interval'] * 1e3) if st.get('switch_interval') else 'the default 5 ms'})", "",
          "CPU µs/chunk is the client process's user + system time from release to the end of its streams, over "
          "the text chunks it received. Lag: how long after its ideal end (n × ms after the release, + up to one ms "
          "of the server's phase) a stream ended, median over streams and the worst stream. Unfinished at the deadline: hung (nothing for 10 s) "
@@ -606,6 +616,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"), help="directory for <stamp>-fanout.md/.json")
     ap.add_argument("--compare-tree", default="", help="a checkout of another commit: its llm_sync runs as "
                     "extra columns in the same rounds (before/after)")
+    ap.add_argument("--switch-interval", type=float, default=None,
+                    help="sys.setswitchinterval(S) in every client process (full and quick: 0.05; 0: the "
+                    "interpreter's own, 0.005)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--tree", default="", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -625,6 +638,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         st["ks"] = [int(x) for x in args.ks.split(",")]
     if args.rounds:
         st["rounds"] = args.rounds
+    if args.switch_interval is not None:
+        st["switch_interval"] = args.switch_interval
     F = run(st, args.only, sdk=not (args.no_sdk or mode == "smoke"), compare_tree=args.compare_tree)
     md = f"# llm_sync fan-out benchmark {time.strftime('%Y-%m-%d %H:%M:%S')} ({mode})\n\n" \
          f"Command: `python -m bench.fanout {' '.join(argv if argv is not None else sys.argv[1:])}`\n\n" + report(F)

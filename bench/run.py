@@ -34,6 +34,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 from bench import clients as C
 from bench import fanout, local, wire
+from bench.release import Gates
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -248,13 +249,13 @@ def bench_ttfc(cl: List[C.Client], port: int, reps: int, calls: int, cold_calls:
 
 def _round(c: C.Client, base: str, threads: int, n: int) -> Dict[str, Any]:
     """``threads`` new threads, released together, one ``n``-chunk stream each."""
-    barrier = threading.Barrier(threads + 1)
+    gates = Gates(threads)
     counts = [0] * threads
     errors: List[str] = []
 
     def work(i: int) -> None:
         try:
-            barrier.wait()
+            gates.wait(i)
             counts[i] = run_once(c, base, n)[0]
         except BaseException as exc:  # reported, never hidden
             errors.append(f"{type(exc).__name__}: {exc}")
@@ -280,7 +281,7 @@ def _round(c: C.Client, base: str, threads: int, n: int) -> Dict[str, Any]:
     has_peak = reset_peak_rss()
     sampler.start()
     c0 = time.process_time()
-    barrier.wait()
+    gates.open_all()
     t0 = time.perf_counter()
     for t in pool:
         t.join()

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import List
 
 import pytest
 
@@ -66,3 +67,27 @@ def test_bench_smoke_runs_every_section_and_writes_results(tmp_path: Path) -> No
     md = (tmp_path / written[1]).read_text()
     assert "## Targets (issues 10 and 28)" in md and "close of a blocked stream" in md
     assert "paced CPU/chunk" in md and "## Fan-out at a real pace" in md
+
+
+def test_gates_hold_every_thread_until_opened() -> None:
+    import threading
+    import time
+
+    from bench.release import Gates
+
+    gates = Gates(8)
+    passed: List[int] = []
+
+    def work(i: int) -> None:
+        gates.wait(i)
+        passed.append(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(0.05)
+    assert passed == []
+    gates.open_all()
+    for t in threads:
+        t.join(5)
+    assert sorted(passed) == list(range(8))
