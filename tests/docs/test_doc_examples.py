@@ -90,6 +90,7 @@ def fake_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeLl
 def test_python_examples_run(page: Path, fake_env: FakeLlmServer, capsys: pytest.CaptureFixture[str]) -> None:
     namespace: Dict[str, object] = {"__name__": f"docs_{page.stem}"}
     blocks = [(code, line) for lang, code, line in code_blocks(page) if lang == "python"]
+    interval = sys.getswitchinterval()  # docs/threads.rst raises it, for the whole process
     try:
         for code, line in blocks:
             try:
@@ -97,6 +98,7 @@ def test_python_examples_run(page: Path, fake_env: FakeLlmServer, capsys: pytest
             except BaseException as exc:  # KeyboardInterrupt included: name the block
                 raise AssertionError(f"{page.name}:{line}: {type(exc).__name__}: {exc}") from exc
     finally:
+        sys.setswitchinterval(interval)
         namespace.clear()  # providers and streams go now, before the leak check
         gc.collect()
     out = capsys.readouterr().out
