@@ -1,7 +1,8 @@
 """Pools that register each connection they hand out with the reading thread's holder (see ``_holder``).
 
 Their connections also show a new socket to the holder before connecting it, and read
-a response through a larger buffer than http.client's (see ``_Response``).
+a response through a larger buffer than http.client's and, on a reader thread, with no
+socket timeout (see ``_Response``).
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ class _Response(http.client.HTTPResponse):
         self.fp = sock.makefile("rb", buffering=_READ_BUFFER)
         holder = current()
         if holder is not None:
+            # A reader thread's stream keeps its own deadlines and shuts the socket down
+            # to end a read, so the socket needs no timeout: with one, every read is a
+            # poll() and then a recv(), each letting go of the GIL, and under many
+            # streams each of those is a thread switch.
+            sock.settimeout(None)
             holder.reading(sock)
 
 

@@ -253,6 +253,21 @@ def test_a_timeout_ends_the_reader_and_the_socket(stock: StockServer) -> None:
     assert_gone_promptly(stock, time.monotonic())
 
 
+def test_the_reader_waits_with_no_socket_timeout_and_the_deadline_still_ends_it(stock: StockServer) -> None:
+    # A socket timeout makes every read a poll() and then a recv(), two thread switches
+    # under many streams; the stream's deadline and the shutdown do its work.
+    from llm_sync import RequestTimeoutError, Timeouts
+
+    stream = opened(stock, timeout=Timeouts(first_event=0.2, idle=0.2))
+    sock = stream._state.holder._reading
+    assert sock is not None and sock.gettimeout() is None
+    started = time.monotonic()
+    with pytest.raises(RequestTimeoutError):
+        list(stream)
+    assert time.monotonic() - started < 1.0
+    assert_gone_promptly(stock, time.monotonic())
+
+
 def test_ctrl_c_ends_the_reader_and_the_socket(stock: StockServer) -> None:
     import _thread
 
