@@ -213,10 +213,13 @@ async def _aread(rec: Rec, texts: Any) -> None:
 
 
 class _Sampler:
-    """Peak OS threads of this process, every 10 ms, not counting the sampler."""
+    """Every 10 ms: peak OS threads of this process (not counting the sampler), and whether every stream has begun."""
 
-    def __init__(self) -> None:
+    def __init__(self, recs: Optional[List[Rec]] = None) -> None:
         self.peak = 0
+        self.recs = recs or []
+        self.waiting_for = 0  # recs before this one have had their first chunk
+        self.all_started: Optional[float] = None  # when every stream had its first chunk
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, name="bench-sampler", daemon=True)
 
@@ -225,6 +228,12 @@ class _Sampler:
             k = status("Threads").get("Threads", 0) - 1
             if k > self.peak:
                 self.peak = k
+            recs, i = self.recs, self.waiting_for
+            while i < len(recs) and recs[i].count:
+                i += 1  # each rec is passed once: the check stays cheap beside the streams
+            if i == len(recs) and self.all_started is None and recs:
+                self.all_started = time.perf_counter()
+            self.waiting_for = i
             if self.done.wait(0.01):
                 return
 
@@ -325,7 +334,7 @@ def child(args: argparse.Namespace) -> Dict[str, Any]:
             f.write("5")  # VmHWM starts again from here
     except OSError:
         pass
-    sampler = _Sampler()
+    sampler = _Sampler(recs)
     sampler.thread.start()
     ideal = n * ms / 1e3
     wall_deadline = time.perf_counter() + args.deadline
@@ -378,6 +387,7 @@ def child(args: argparse.Namespace) -> Dict[str, Any]:
     return {
         "column": column, "k": k, "n": n, "ms": ms, "nofile": nofile, "llm_sync": where,
         "wall_s": t_stop - t_start, "ideal_s": ideal, "user_s": user, "sys_s": sys_,
+        "all_started_s": None if sampler.all_started is None else sampler.all_started - t_start,
         "chunks": chunks, "expected": k * n,
         "cpu_us_per_chunk": (user + sys_) / chunks * 1e6 if chunks else None,
         "sys_share": sys_ / (user + sys_) if user + sys_ else None,
@@ -499,7 +509,8 @@ def run(settings: Dict[str, Any], only: str = "", sdk: bool = True, compare_tree
                         log(f"  fanout r{rnd + 1} K={k} {col.name}: {cell['cpu_us_per_chunk'] or 0:.0f} µs/chunk, "
                             f"lag p50 {cell['lag_ms_p50'] or 0:.0f} ms, errors {cell['errors']}, "
                             f"short {cell['short']}, hung {cell['hung']}, late {cell['late_unfinished']}, "
-                            f"server late p99 {cell['server']['late_p99_ms']:.1f} ms")
+                            f"server late p99 {cell['server']['late_p99_ms']:.1f} ms, every stream started after "
+                            f"{cell['all_started_s'] or 0:.2f} s")
     finally:
         stop_server(srv)
     elapsed = time.perf_counter() - t0
@@ -534,6 +545,7 @@ def summarize(cols: List[Column], ks: List[int], rounds: int, cells: List[Dict[s
                 "switches": _stats([c.get("switches_per_chunk") for c in got]),
                 "lag_ms_p50": _stats([c["lag_ms_p50"] for c in got]),
                 "lag_ms_max": _stats([c["lag_ms_max"] for c in got]),
+                "all_started_s": _stats([c["all_started_s"] for c in got]),
                 "errors": [c["errors"] for c in got], "short": [c["short"] for c in got],
                 "hung": [c["hung"] for c in got], "late": [c["late_unfinished"] for c in got],
                 "error_samples": sorted({e for c in got for e in c["error_samples"]})[:3],
@@ -574,7 +586,8 @@ def report(F: Dict[str, Any]) -> str:
          f"{'%g ms' % (st['switch_interval'] * 1e3) if st.get('switch_interval') else 'the default 5 ms'})", "",
          "CPU µs/chunk is the client process's user + system time from release to the end of its streams, over "
          "the text chunks it received. Lag: how long after its ideal end (n × ms after the release, + up to one ms "
-         "of the server's phase) a stream ended, median over streams and the worst stream. Unfinished at the deadline: hung (nothing for 10 s) "
+         "of the server's phase) a stream ended, median over streams and the worst stream. All started: when "
+         "the last stream's first chunk arrived, from the release. Unfinished at the deadline: hung (nothing for 10 s) "
          "/ late (still flowing). Server late p99: how late the server's sends went out against its schedule. "
          "Context switches: the process's voluntary and involuntary ones (getrusage) over the text chunks. "
          "The probe is not a peer: the baseline behind a reader thread and a queue, llm_sync's shape and nothing "
@@ -583,18 +596,19 @@ def report(F: Dict[str, Any]) -> str:
         L += [f"### K = {int(k):,}", "",
               "| client | CPU µs/chunk | × requests+sseclient (same format) | × AsyncOpenAI | × the probe | system share | "
               "context switches per chunk | "
-              "lag p50 ms | worst lag ms | errors | short | hung / late | peak RSS MiB | RSS KiB per stream | "
+              "lag p50 ms | worst lag ms | all started s | errors | short | hung / late | peak RSS MiB | RSS KiB per stream | "
               "peak threads | readers left | server late p99 ms | CPU × the same column of this tree |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, r in rows.items():
             if "cpu_us" not in r:
                 why = "not run at this K (see bench/fanout.py)" if r.get("not_run") else f"failed {r['failed']}×"
-                L.append(f"| {name} | {why} |" + " |" * 16)
+                L.append(f"| {name} | {why} |" + " |" * 17)
                 continue
             hl = "/".join(f"{h}/{lt}" for h, lt in zip(r["hung"], r["late"]))
             errs = ",".join(map(str, r["errors"])) + (f" ({r['error_samples'][0][:80]})" if r["error_samples"] else "")
             L.append(f"| {name} | {fmt(r['cpu_us'])} | {fmt(r['x_baseline'], 2)} | {fmt(r['x_async_openai'], 2)} | {fmt(r['x_probe'], 2)} | "
-                     f"{fmt(r['sys_share'], 2)} | {fmt(r['switches'], 1)} | {fmt(r['lag_ms_p50'])} | {fmt(r['lag_ms_max'])} | {errs} | "
+                     f"{fmt(r['sys_share'], 2)} | {fmt(r['switches'], 1)} | {fmt(r['lag_ms_p50'])} | {fmt(r['lag_ms_max'])} | "
+                     f"{fmt(r['all_started_s'], 2)} | {errs} | "
                      f"{','.join(map(str, r['short']))} | {hl} | {fmt(r['peak_rss_mib'])} | "
                      f"{fmt(r['rss_per_stream_kib'])} | {r['peak_threads']} | "
                      f"{r['readers_left'] if r['readers_left'] >= 0 else '–'} | {fmt(r['server_late_p99_ms'], 1)} | "
