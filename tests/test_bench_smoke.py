@@ -53,6 +53,7 @@ def test_bench_smoke_runs_every_section_and_writes_results(tmp_path: Path) -> No
             assert row["cpu_us"]["median"] > 0, (k, name)
             assert row["errors"] == [0] and row["short"] == [0] and row["hung"] == [0] and row["late"] == [0], (k, name)
             assert row["peak_threads"] >= int(k), (k, name)
+            assert 0 < row["all_started_s"]["median"] < row["lag_ms_max"]["median"] / 1e3 + 3.0, (k, name)
         assert rows["llm_sync Anthropic"]["readers_left"] == 0
     cells = result["raw"]["fanout"]["cells"]
     assert all(c["chunks"] == c["expected"] for c in cells if "chunks" in c)
@@ -67,6 +68,24 @@ def test_bench_smoke_runs_every_section_and_writes_results(tmp_path: Path) -> No
     md = (tmp_path / written[1]).read_text()
     assert "## Targets (issues 10 and 28)" in md and "close of a blocked stream" in md
     assert "paced CPU/chunk" in md and "## Fan-out at a real pace" in md
+
+
+def test_switches_counts_each_thread_of_every_stream() -> None:
+    from bench import switches
+
+    cells = switches.run([4], rounds=1, n=10, ms=5, switch_interval=0)
+    by = {c["column"]: c for c in cells}
+    assert set(by) == set(switches.CLIENTS)
+    for column, cell in by.items():
+        assert cell["chunks"] == cell["expected"] == 40, column
+        # A consuming thread blocks at least once per chunk it waits for (the last
+        # chunks of an event may come with the one before).
+        assert cell["consumer_voluntary"] > 0.5, column
+    for column in (switches.fanout.LLM_ANTHROPIC, switches.fanout.LLM_CHAT, switches.fanout.PROBE):
+        assert by[column]["readers_seen"] == 4 and by[column]["reader_voluntary"] > 0.5, column
+    for column in (switches.fanout.REQ, switches.fanout.REQ_ANTHROPIC):
+        assert by[column]["readers_seen"] == 0 and by[column]["reader_voluntary"] is None, column
+    assert "| 4 | llm_sync Anthropic |" in switches.report(cells, 0)
 
 
 def test_gates_hold_every_thread_until_opened() -> None:
