@@ -2,19 +2,20 @@
 """The benchmark run: every section, clients interleaved round-robin, ratios to the baseline of the same round.
 
 One process runs the sections against one server subprocess (``bench.server``) on
-127.0.0.1, some of them through fresh child processes (named below). In each repetition every client is measured once, in an order rotated
-every repetition; a ratio is taken within the repetition (client / baseline of the
-same wire format in that round) and the median of those ratios is reported, so
-the machine's drift cancels. Figures are medians with (min–max).
+127.0.0.1, some of them through fresh child processes (named below). In each
+repetition every client is measured once, in an order rotated every repetition; a
+ratio is taken within the repetition (client / baseline of the same wire format in
+that round) and the median of those ratios is reported, so the machine's drift
+cancels. Figures are medians with (min–max).
 
 Sections: throughput (per-chunk wall and CPU µs, event and bulk framing), ttfc
 (warm and cold), concurrency (32 and 256 streams in threads; fresh process each
 round), rss (peak growth during one stream, iterating and collect(); fresh process
-each), import (import time, and import + first stream; fresh interpreter each), close (close latency on
-a silent server, and abandoned streams), fanout (K streams at a real pace, each
-client in a fresh process, against ``bench.paced``; see ``bench/fanout.py``), local
-(``llm-sync chat -m local`` against raw HTTP to the same embedded llama.cpp server,
-and the model's load time; see ``bench/local.py``).
+each), import (import time, and import + first stream; fresh interpreter each),
+close (close latency on a silent server, and abandoned streams), fanout (K streams
+at a real pace, each client in a fresh process, against ``bench.paced``; see
+``bench/fanout.py``), local (``llm-sync chat -m local`` against raw HTTP to the same
+embedded llama.cpp server, and the model's load time; see ``bench/local.py``).
 """
 
 from __future__ import annotations
