@@ -128,7 +128,6 @@ def run(ks: List[int], rounds: int, n: int, ms: float, switch_interval: float) -
                     cell = json.loads(p.stdout.strip().splitlines()[-1])
                     cell["round"] = rnd
                     cells.append(cell)
-                    fanout.server_stats(srv)
     finally:
         fanout.stop_server(srv)
     return cells
