@@ -205,12 +205,13 @@ def _session(base_url: str) -> Any:
     return cached("requests", base_url, requests.Session, per_thread=True)  # not thread-safe
 
 
-def requests_sseclient(base_url: str, n: int) -> Iterator[str]:
+def requests_sseclient(base_url: str, n: int, session: Any = None) -> Iterator[str]:
     import sseclient
 
-    r = _session(base_url).post(base_url + "/v1/chat/completions", json=dict(_OPENAI_BODY, max_tokens=n),
-                                headers={"authorization": "Bearer sk-bench", "accept": "text/event-stream"},
-                                stream=True)
+    if session is None:
+        session = _session(base_url)
+    r = session.post(base_url + "/v1/chat/completions", json=dict(_OPENAI_BODY, max_tokens=n),
+                     headers={"authorization": "Bearer sk-bench", "accept": "text/event-stream"}, stream=True)
     r.raise_for_status()
     loads = json.loads
     try:
@@ -261,10 +262,13 @@ def reader_thread_probe(base_url: str, n: int) -> Iterator[str]:
     from queue import SimpleQueue
 
     q: SimpleQueue[Any] = SimpleQueue()
+    # The caller's session, as for the baseline: each reader is a new thread, and a
+    # session of its own would be a new connection per stream.
+    session = _session(base_url)
 
     def read() -> None:
         try:
-            for text in requests_sseclient(base_url, n):
+            for text in requests_sseclient(base_url, n, session):
                 q.put(text)
             q.put(_PROBE_END)
         except BaseException as exc:  # carried to the caller, as llm_sync does

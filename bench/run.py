@@ -324,8 +324,24 @@ def bench_concurrency(cl: List[C.Client], port: int, threads: int, n: int, reps:
     return res
 
 
+# Not a peer, and a column of the concurrency section only: the baseline behind a
+# reader thread and a queue, so that llm_sync ÷ it is what llm_sync costs beyond the
+# hand-off (as in bench.fanout; see bench.clients.reader_thread_probe).
+PROBE = C.Client(fanout.PROBE, C.reader_thread_probe, "openai", "probe", ("requests", "sseclient"))
+# Warm-up rounds a concurrency child runs at most before its measured round.
+WARMUP_ROUNDS = 4
+
+
 def child_concurrency(args: argparse.Namespace) -> Dict[str, Any]:
-    """In a fresh process: one warm-up round (connections, per-thread objects), then the measured one."""
+    """In a fresh process: warm-up rounds until the open connections stop growing, then the measured one.
+
+    One warm-up round is not enough for a client that shares one connection pool
+    across its threads: in its first round few streams overlap (each starts while
+    the others run), so few connections are opened, and its second round opened
+    ~170 more against 256 streams while clients with a session per thread had
+    opened theirs all in the first. Counting the sockets left open after each
+    round finds the round where the pool stopped growing, for every client alike.
+    """
     import logging
 
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)  # as in main()
@@ -334,11 +350,18 @@ def child_concurrency(args: argparse.Namespace) -> Dict[str, Any]:
         __import__(m)
     base = url(args.port, args.n)
     sockets0, threads0 = socket_count(), threading.active_count()
-    _round(c, base, args.threads, args.n)
+    pooled = [0]
+    for _ in range(WARMUP_ROUNDS):
+        _round(c, base, args.threads, args.n)
+        pooled.append(socket_count() - sockets0)
+        if pooled[-1] - pooled[-2] <= max(2, pooled[-2] // 50):
+            break
     gc.collect()
     if hasattr(gc, "freeze"):
         gc.freeze()
     got = _round(c, base, args.threads, args.n)
+    got["warmup_rounds"] = len(pooled) - 1
+    got["sockets_open"] = {"after_warmup": pooled[-1], "after_round": socket_count() - sockets0}
     C.reset()
     gc.collect()
     wait_until(lambda: socket_count() <= sockets0 and threading.active_count() <= threads0, 3.0, 0.01)
@@ -513,7 +536,7 @@ def short(name: str) -> str:
 
 
 def by_name(name: str) -> C.Client:
-    for c in C.all_clients():
+    for c in [*C.all_clients(), PROBE]:
         if c.name == name:
             return c
     raise SystemExit(f"no client named {name!r}")
@@ -583,13 +606,20 @@ def summarize(cl: List[C.Client], R: Dict[str, Any]) -> Dict[str, Any]:
     T = R.get("concurrency")
     if T:
         for key, res in T.items():
-            for c in cl:
+            for c in [*cl, PROBE]:
+                if c.name not in res:
+                    continue
                 rounds = res[c.name]["rounds"]
                 base_rounds = res[C.BASELINE[c.api]]["rounds"]
                 row = S.setdefault("concurrency", {}).setdefault(key, {}).setdefault(c.name, {})
                 row["chunks_per_s"] = stats([r["chunks_per_s"] for r in rounds])
                 row["x_baseline"] = ratio([r["chunks_per_s"] for r in rounds],
                                           [r["chunks_per_s"] for r in base_rounds])
+                if c.kind == "llm_sync" and PROBE.name in res:
+                    row["x_probe"] = ratio([r["chunks_per_s"] for r in rounds],
+                                           [r["chunks_per_s"] for r in res[PROBE.name]["rounds"]])
+                row["warmup_rounds"] = stats([r["warmup_rounds"] for r in rounds])
+                row["pooled"] = stats([r["sockets_open"]["after_warmup"] for r in rounds])
                 row["cpu_s"] = stats([r["cpu_s"] for r in rounds])
                 row["peak_threads"] = max(r["peak_threads"] for r in rounds)
                 row["threads_before"] = rounds[0]["threads_before"]
@@ -717,17 +747,25 @@ def report(cl: List[C.Client], R: Dict[str, Any], S: Dict[str, Any]) -> str:
         for key, rows in S["concurrency"].items():
             after = rows["_after"]
             L += ["", f"## (3) {key} ({a['conc_reps']} reps, threads released together; event framing)", "",
-                  "| client | chunks/s | × requests+sseclient | CPU s/round | peak threads | peak RSS MiB | "
-                  "RSS growth in round MiB | errors | short streams | threads left |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-            for c in cl:
-                r = rows[c.name]
+                  "| client | chunks/s | × requests+sseclient | × the probe | CPU s/round | warm-up rounds | "
+                  "connections open after them | peak threads | peak RSS MiB | RSS growth in round MiB | "
+                  "errors | short streams | threads left |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            for c in [*cl, PROBE]:
+                r = rows.get(c.name)
+                if r is None:
+                    continue
                 peak = "–" if r["peak_rss_mib"] is None else f"{r['peak_rss_mib']:.1f}"
                 L.append(f"| {c.name} | {fmt(r['chunks_per_s'], 0)} | {fmt(r['x_baseline'], 2)} | "
-                         f"{fmt(r['cpu_s'], 2)} | {r['peak_threads']} (before: {r['threads_before']}) | {peak} | "
+                         f"{fmt(r.get('x_probe'), 2)} | {fmt(r['cpu_s'], 2)} | "
+                         f"{fmt(r['warmup_rounds'], 0)} | {fmt(r['pooled'], 0)} | "
+                         f"{r['peak_threads']} (before: {r['threads_before']}) | {peak} | "
                          f"{fmt(r['rss_growth_mib'], 1)} | {r['errors']} | {r['short_rounds']} | {r['threads_left']} |")
             L.append(f"\nAfter the section, with every client object dropped: sockets left "
-                     f"{after['sockets_left']}, threads left {after['threads_left']}.")
+                     f"{after['sockets_left']}, threads left {after['threads_left']}. A child runs warm-up rounds "
+                     f"(at most {WARMUP_ROUNDS}) until the connections it keeps open stop growing, then the measured "
+                     "one. The probe is not a peer: the baseline behind a reader thread and a queue; × the probe is "
+                     "what llm_sync costs beyond the hand-off its design pays for.")
     if "rss" in S:
         L += ["", f"## (4) Peak RSS growth during one {a['n']:,}-chunk stream, fresh process "
               f"({a['rss_reps']} reps; MiB)", "",
@@ -836,8 +874,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         cl = [c for c in cl if c.kind in ("floor", "baseline") or any(w in c.name.lower() for w in want)]
     import logging
 
-    # 256 threads on one provider overflow its 64-connection pool; urllib3 logs each
-    # discarded connection. That is expected here and would drown the progress lines.
+    # More threads than a pool keeps (a client's own, or llm_sync's 256) make urllib3
+    # log each discarded connection. That is expected here and would drown the progress lines.
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
     R: Dict[str, Any] = {"mode": mode, "settings": st, "sections": sections, "clients": [c.name for c in cl],
@@ -867,7 +905,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             R["ttfc"] = bench_ttfc(cl, port, st["reps"], st["ttfc_calls"], st["cold_calls"])
             timed["ttfc"], mark = time.perf_counter() - mark, time.perf_counter()
         if "concurrency" in sections:
-            R["concurrency"] = {f"{t} threads × {n:,} chunks": bench_concurrency(cl, port, t, n, st["conc_reps"])
+            conc = [*cl, PROBE] if C.BASELINE[PROBE.api] in {c.name for c in cl} else cl
+            R["concurrency"] = {f"{t} threads × {n:,} chunks": bench_concurrency(conc, port, t, n, st["conc_reps"])
                                 for t, n in st["conc"]}
             timed["concurrency"], mark = time.perf_counter() - mark, time.perf_counter()
         if "rss" in sections:

@@ -36,8 +36,11 @@ def test_bench_smoke_runs_every_section_and_writes_results(tmp_path: Path) -> No
     assert summary["ttfc"]["llm_sync AnthropicProvider"]["warm_ms"]["median"] > 0
     for key, rows in summary["concurrency"].items():
         assert rows["_after"] == {"sockets_left": 0, "threads_left": 0}, key
-        for name in clients:
+        for name in [*clients, "probe: requests + sseclient-py in a reader thread → queue"]:
             assert rows[name]["errors"] == 0 and rows[name]["short_rounds"] == 0, (key, name)
+            # Warm-up rounds ran until the connections kept open stopped growing.
+            assert 1 <= rows[name]["warmup_rounds"]["max"] <= 4 and rows[name]["pooled"]["min"] >= 1, (key, name)
+        assert rows["llm_sync AnthropicProvider"]["x_probe"]["median"] > 0, key
     assert summary["rss"]["llm_sync AnthropicProvider"]["collect"]["peak_growth_mib"]["median"] >= 0
     assert summary["import"]["llm_sync"]["median"] > 0
     close = summary["close"]["llm_sync AnthropicProvider"]
