@@ -263,7 +263,7 @@ def reader_thread_probe(base_url: str, n: int) -> Iterator[str]:
 
     q: SimpleQueue[Any] = SimpleQueue()
     # The caller's session, as for the baseline: each reader is a new thread, and a
-    # session of its own would be a new connection per stream.
+    # session cached under its ident was often a new session and connection per stream.
     session = _session(base_url)
 
     def read() -> None:
