@@ -11,12 +11,13 @@ cancels. Figures are medians with (min–max).
 Sections: throughput (per-chunk wall and CPU µs, event and bulk framing), ttfc
 (warm and cold), concurrency (32 and 256 streams in threads; fresh process each
 round, warmed up until its open connections stop growing; with the probe of
-``bench.fanout`` as a column), rss (peak growth during one stream, iterating and collect(); fresh process
-each), import (import time, and import + first stream; fresh interpreter each),
-close (close latency on a silent server, and abandoned streams), fanout (K streams
-at a real pace, each client in a fresh process, against ``bench.paced``; see
-``bench/fanout.py``), local (``llm-sync chat -m local`` against raw HTTP to the same
-embedded llama.cpp server, and the model's load time; see ``bench/local.py``).
+``bench.fanout`` as a column), rss (peak growth during one stream, iterating and
+collect(); fresh process each), import (import time, and import + first stream;
+fresh interpreter each), close (close latency on a silent server, and abandoned
+streams), fanout (K streams at a real pace, each client in a fresh process, against
+``bench.paced``; see ``bench/fanout.py``), local (``llm-sync chat -m local`` against
+raw HTTP to the same embedded llama.cpp server, and the model's load time; see
+``bench/local.py``).
 """
 
 from __future__ import annotations
