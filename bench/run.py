@@ -5,7 +5,8 @@ One process runs the sections against one server subprocess (``bench.server``) o
 127.0.0.1, some of them through fresh child processes (named below). In each
 repetition every client is measured once, in an order rotated every repetition; a
 ratio is taken within the repetition (client / baseline of the same wire format in
-that round) and the median of those ratios is reported, so the machine's drift
+that round; in the throughput section, a baseline run made right before or after
+the client's) and the median of those ratios is reported, so the machine's drift
 cancels. Figures are medians with (min–max).
 
 Sections: throughput (per-chunk wall and CPU µs, event and bulk framing), ttfc
@@ -45,11 +46,11 @@ SECTIONS = ("throughput", "ttfc", "concurrency", "rss", "import", "close", "fano
 
 # name -> settings; "smoke" is what tests/test_bench_smoke.py runs.
 MODES: Dict[str, Dict[str, Any]] = {
-    "full": dict(reps=5, n=20000, ttfc_calls=20, cold_calls=3, conc=[(32, 2000), (256, 250)],
+    "full": dict(reps=5, throughput_reps=15, n=20000, ttfc_calls=20, cold_calls=3, conc=[(32, 2000), (256, 250)],
                  conc_reps=5, rss_reps=3, import_reps=7, close_trials=200, abandon_trials=20),
-    "quick": dict(reps=2, n=5000, ttfc_calls=5, cold_calls=1, conc=[(32, 500), (256, 50)],
+    "quick": dict(reps=2, throughput_reps=3, n=5000, ttfc_calls=5, cold_calls=1, conc=[(32, 500), (256, 50)],
                   conc_reps=2, rss_reps=1, import_reps=3, close_trials=50, abandon_trials=5),
-    "smoke": dict(reps=1, n=300, ttfc_calls=2, cold_calls=1, conc=[(4, 50), (16, 10)],
+    "smoke": dict(reps=1, throughput_reps=1, n=300, ttfc_calls=2, cold_calls=1, conc=[(4, 50), (16, 10)],
                   conc_reps=1, rss_reps=1, import_reps=1, close_trials=5, abandon_trials=2),
 }
 
@@ -204,18 +205,34 @@ def verify(cl: List[C.Client], port: int) -> None:
 
 
 def bench_throughput(cl: List[C.Client], port: int, n: int, reps: int, framing: str) -> Dict[str, Any]:
+    """Per-chunk cost; every other client is paired with a run of its format's baseline next to it.
+
+    The machine's speed drifts within a round of all the clients (seconds); a ratio
+    to a baseline run made just before or after (alternately) cancels more of it.
+    """
     base = url(port, n, framing)
-    res: Dict[str, Any] = {c.name: {"wall_us": [], "cpu_us": []} for c in cl}
+    res: Dict[str, Any] = {c.name: {"wall_us": [], "cpu_us": [], "paired_wall_us": [], "paired_cpu_us": []}
+                           for c in cl}
+    baselines = {c.api: c for c in cl if c.name == C.BASELINE[c.api]}
+
+    def measure(c: C.Client) -> Tuple[float, float]:
+        gc.collect()
+        w0, c0 = time.perf_counter(), time.process_time()
+        count, _ = run_once(c, base, n)
+        w, cpu = time.perf_counter() - w0, time.process_time() - c0
+        if count != n:
+            raise RuntimeError(f"{c.name}: {count} chunks instead of {n}")
+        return w / n * 1e6, cpu / n * 1e6
+
     for rep in range(reps):
         for c in rotated(cl, rep):
-            gc.collect()
-            w0, c0 = time.perf_counter(), time.process_time()
-            count, _ = run_once(c, base, n)
-            w, cpu = time.perf_counter() - w0, time.process_time() - c0
-            if count != n:
-                raise RuntimeError(f"{c.name}: {count} chunks instead of {n}")
-            res[c.name]["wall_us"].append(w / n * 1e6)
-            res[c.name]["cpu_us"].append(cpu / n * 1e6)
+            b = baselines.get(c.api)
+            pair = [c] if b is None or b is c else [c, b] if rep % 2 == 0 else [b, c]
+            for x in pair:
+                w, cpu = measure(x)
+                keys = ("wall_us", "cpu_us") if x is c else ("paired_wall_us", "paired_cpu_us")
+                res[c.name][keys[0]].append(w)
+                res[c.name][keys[1]].append(cpu)
         log(f"  throughput {framing} {rep + 1}/{reps}: "
             + ", ".join(f"{short(c.name)}={res[c.name]['wall_us'][-1]:.1f}" for c in cl))
     return res
@@ -579,8 +596,10 @@ def summarize(cl: List[C.Client], R: Dict[str, Any]) -> Dict[str, Any]:
                 row["cpu_us"] = stats(res[c.name]["cpu_us"])
                 row["x_floor"] = ratio(res[c.name]["wall_us"], res[C.FLOOR]["wall_us"])
                 row["x_json_floor"] = ratio(res[c.name]["wall_us"], res[C.JSON_FLOOR[c.api]]["wall_us"])
-                row["x_baseline"] = ratio(res[c.name]["wall_us"], res[C.BASELINE[c.api]]["wall_us"])
-                row["x_baseline_cpu"] = ratio(res[c.name]["cpu_us"], res[C.BASELINE[c.api]]["cpu_us"])
+                # Against the baseline runs made next to this client's (the baseline itself: 1).
+                own, b = res[c.name], res[C.BASELINE[c.api]]
+                row["x_baseline"] = ratio(own["wall_us"], own.get("paired_wall_us") or b["wall_us"])
+                row["x_baseline_cpu"] = ratio(own["cpu_us"], own.get("paired_cpu_us") or b["cpu_us"])
                 sdk = C.SDK_FOR[c.api]
                 if sdk in names:
                     row["sdk_over_this"] = ratio(res[sdk]["wall_us"], res[c.name]["wall_us"])
@@ -727,7 +746,8 @@ def report(cl: List[C.Client], R: Dict[str, Any], S: Dict[str, Any]) -> str:
     if "throughput" in S:
         for framing, rows in S["throughput"].items():
             L += ["", f"## (1) Per chunk, {a['n']:,}-chunk stream, framing={framing} "
-                  f"({a['reps']} reps; median (min–max); ratios within each round)", "",
+                  f"({a['throughput_reps']} reps; median (min–max); ratios within each round, × requests+sseclient "
+                  "against a baseline run right before or after)", "",
                   "| client | wall µs/chunk | CPU µs/chunk | × physical limit | × JSON floor | "
                   "× requests+sseclient (wall) | × requests+sseclient (CPU) | SDK ÷ this |",
                   "|---|---|---|---|---|---|---|---|"]
@@ -841,7 +861,7 @@ def parse(argv: Optional[List[str]]) -> argparse.Namespace:
     ap.add_argument("--only", default="", help="'|'-separated substrings of client names to keep "
                     "(floors and baselines always stay)")
     ap.add_argument("--no-sdk", action="store_true", help="leave the vendor SDK columns out")
-    ap.add_argument("--reps", type=int)
+    ap.add_argument("--reps", type=int, help="repetitions of the throughput and ttfc sections")
     ap.add_argument("--n", type=int, help="chunks per throughput / RSS stream")
     ap.add_argument("--out", default=str(RESULTS), help="directory for <stamp>.md and <stamp>.json")
     ap.add_argument("--child", choices=("rss", "first", "concurrency"), help=argparse.SUPPRESS)
@@ -861,7 +881,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     st = dict(MODES[mode])
     if args.reps:
-        st["reps"] = args.reps
+        st["reps"] = st["throughput_reps"] = args.reps
     if args.n:
         st["n"] = args.n
     sections = [s for s in args.sections.split(",") if s]
@@ -901,7 +921,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         R["section_s"] = timed
         mark = time.perf_counter()
         if "throughput" in sections:
-            R["throughput"] = {f: bench_throughput(cl, port, st["n"], st["reps"], f) for f in ("event", "bulk")}
+            R["throughput"] = {f: bench_throughput(cl, port, st["n"], st["throughput_reps"], f) for f in ("event", "bulk")}
             timed["throughput"], mark = time.perf_counter() - mark, time.perf_counter()
         if "ttfc" in sections:
             R["ttfc"] = bench_ttfc(cl, port, st["reps"], st["ttfc_calls"], st["cold_calls"])

@@ -33,6 +33,10 @@ def test_bench_smoke_runs_every_section_and_writes_results(tmp_path: Path) -> No
     # Every section produced figures for llm_sync, and the stream-hygiene checks hold
     # even at this size: no errors, no short stream, no thread or socket left behind.
     assert summary["throughput"]["event"]["llm_sync AnthropicProvider"]["wall_us"]["median"] > 0
+    # Each client's ratio is to a baseline run of its own, made next to it.
+    tp = result["raw"]["throughput"]["event"]
+    assert len(tp["llm_sync AnthropicProvider"]["paired_wall_us"]) == len(tp["llm_sync AnthropicProvider"]["wall_us"])
+    assert tp["requests + sseclient-py"]["paired_wall_us"] == []
     assert summary["ttfc"]["llm_sync AnthropicProvider"]["warm_ms"]["median"] > 0
     for key, rows in summary["concurrency"].items():
         assert rows["_after"] == {"sockets_left": 0, "threads_left": 0}, key
