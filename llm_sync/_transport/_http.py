@@ -6,7 +6,7 @@ import os
 import threading
 import weakref
 import zlib
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, Mapping, Optional, Union
 from urllib.parse import urljoin, urlsplit
 
 from .._errors import (
@@ -123,6 +123,40 @@ def _new_session() -> requests.Session:
         def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
             super().init_poolmanager(*args, **kwargs)
             _track(self.poolmanager)
+            # The pool of each origin, found again without the PoolManager's lock: a
+            # thread that takes that lock may have to wait for the GIL while holding
+            # it, and hundreds of threads starting streams at once queue behind it.
+            # A pool the manager lets go of (evicted, or cleared by close()) is
+            # forgotten here too, so the manager still decides which pools live.
+            origins: Dict[Any, Any] = {}
+            self.origin_pools = origins
+            pools = self.poolmanager.pools
+            dispose = pools.dispose_func
+
+            def forget(pool: Any) -> None:
+                for key in [k for k, p in origins.items() if p is pool]:
+                    origins.pop(key, None)
+                if dispose is not None:
+                    dispose(pool)
+
+            pools.dispose_func = forget
+
+        def get_connection_with_tls_context(
+            self, request: Any, verify: Any, proxies: Any = None, cert: Any = None
+        ) -> Any:
+            # requests >= 2.32.2 calls this for every request; older ones call get_connection.
+            if proxies and any(proxies.values()):
+                return super().get_connection_with_tls_context(request, verify, proxies, cert)
+            host, options = self.build_connection_pool_key_attributes(request, verify, cert)
+            try:
+                key = (*sorted(host.items()), *sorted(options.items()))
+                pool = self.origin_pools.get(key)
+            except TypeError:  # an option that is not hashable: no shortcut
+                return super().get_connection_with_tls_context(request, verify, proxies, cert)
+            if pool is None or pool.pool is None:  # new, or closed since
+                pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
+                self.origin_pools[key] = pool
+            return pool
 
         def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
             manager = super().proxy_manager_for(proxy, **proxy_kwargs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import re
 import select
 import shutil
@@ -375,3 +376,22 @@ def test_close_during_a_blackholed_connect_ends_the_reader(blackhole: str) -> No
 
 def test_close_during_a_silent_tls_handshake_ends_the_reader(silent_tls: str) -> None:
     close_while_connecting(silent_tls)
+
+
+def test_a_pool_keeps_idle_connections_last_in_first_out_and_never_waits() -> None:
+    from llm_sync._transport._connections import _Idle
+
+    idle = _Idle(2)
+    a, b, c = object(), object(), object()
+    idle.put(a)
+    idle.put(b, block=False)
+    # Full: urllib3 closes the connection it could not put back.
+    with pytest.raises(queue.Full):
+        idle.put(c, block=False)
+    assert list(idle.items) == [a, b] and idle.qsize() == 2
+    assert idle.get(block=False) is b and idle.get() is a and idle.empty()
+    # Empty: urllib3 opens a new connection; a pool that blocks is not supported.
+    t0 = time.monotonic()
+    with pytest.raises(queue.Empty):
+        idle.get(block=True, timeout=5.0)
+    assert time.monotonic() - t0 < 1.0

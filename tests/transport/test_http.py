@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Dict, Iterator, List
+from typing import Any, Dict, Iterator, List
 
 import pytest
+import requests
+from requests.adapters import HTTPAdapter
 
 from llm_sync import ChatMessage, Context
 from llm_sync._transport import _http
@@ -96,3 +98,51 @@ def test_a_cookie_set_between_two_turns_is_sent_with_the_second(server: Loopback
     got: List[RecordedRequest] = server.requests
     assert [r.headers.get("cookie") for r in got] == [None, "pin=7", "pin=7"]
     assert ["a", "bb", "ccc"] == [r.json()["input"][0]["content"][0]["text"] for r in got]
+
+
+def _send(transport: Transport, url: str) -> requests.Response:
+    return send(transport, "POST", url, {}, b"{}", connect_timeout=5.0, read_timeout=5.0, classify=default_classifier)
+
+
+def test_an_origin_keeps_at_most_the_pool_size_of_idle_connections(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_http, "_POOL_SIZE", 2)
+    t = Transport()
+    try:
+        server.reply(*(Reply.json({"n": i}) for i in range(5)))
+        held = [_send(t, server.url + "/v1/x") for _ in range(4)]
+        assert server.connections_accepted == 4  # each answer still unread holds its own
+        for resp in held:
+            assert resp.raw.read().startswith(b'{"n": ')
+            resp.close()
+        del held, resp  # a response keeps its pool alive
+        # Two go back to the pool; the pool is full for the others, which are closed.
+        server.wait_for_open_connections(2)
+        post(t, server.url + "/v1/x", {}, b"{}")
+        assert server.connections_accepted == 4  # the next request reused a kept one
+    finally:
+        t.close()
+    server.wait_for_open_connections(0)
+
+
+@pytest.mark.skipif(
+    not hasattr(HTTPAdapter, "build_connection_pool_key_attributes"),
+    reason="requests < 2.32.2 finds pools through get_connection, which is not shortcut",
+)
+def test_an_origin_finds_its_pool_again_until_the_pool_is_closed(server: LoopbackServer, transport: Transport) -> None:
+    server.reply(*(Reply.json({}) for _ in range(3)))
+    post(transport, server.url + "/v1/a", {}, b"{}")
+    adapter: Any = transport.session().get_adapter(server.url)
+    (pool,) = adapter.origin_pools.values()
+    post(transport, server.url + "/v1/b", {}, b"{}")
+    assert list(adapter.origin_pools.values()) == [pool]
+    assert server.connections_accepted == 1
+    # A pool the manager lets go of (as close() and an eviction do) is let go here too.
+    adapter.poolmanager.clear()
+    assert adapter.origin_pools == {}
+    post(transport, server.url + "/v1/c", {}, b"{}")
+    (again,) = adapter.origin_pools.values()
+    assert again is not pool and again.pool is not None
+    del pool
+    assert server.connections_accepted == 2
