@@ -118,6 +118,7 @@ class Transport:
 def _new_session() -> requests.Session:
     import requests
     from requests.adapters import HTTPAdapter
+    from requests.cookies import RequestsCookieJar
 
     class _Adapter(HTTPAdapter):
         def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -163,7 +164,17 @@ def _new_session() -> requests.Session:
             _track(manager)
             return manager
 
+    class _Cookies(RequestsCookieJar):
+        def extract_cookies(self, response: Any, request: Any) -> None:
+            # The session's jar takes its lock for every answer: with hundreds of threads
+            # starting streams at once, one that holds it while it waits for the GIL
+            # stalls all the others. An answer that sets no cookie needs no lock.
+            get_all = getattr(response.info(), "get_all", None)
+            if get_all is None or get_all("Set-Cookie") or get_all("Set-Cookie2"):
+                super().extract_cookies(response, request)
+
     session = requests.Session()
+    session.cookies = _Cookies()
     # Only the codings read_chunks inflates in bounded steps (requests would also offer
     # br and zstd when their packages are installed).
     session.headers["Accept-Encoding"] = "gzip, deflate"

@@ -146,3 +146,19 @@ def test_an_origin_finds_its_pool_again_until_the_pool_is_closed(server: Loopbac
     assert again is not pool and again.pool is not None
     del pool
     assert server.connections_accepted == 2
+
+
+def test_a_cookie_a_server_sets_is_sent_back_and_answers_without_one_change_nothing(
+    server: LoopbackServer, transport: Transport
+) -> None:
+    server.reply(
+        Reply.json({}, headers={"set-cookie": "__cf_bm=abc; path=/; HttpOnly"}),
+        Reply.json({}),
+        Reply.json({}, headers={"set-cookie": "b=2; path=/"}),
+        Reply.json({}),
+    )
+    for path in ("/v1/a", "/v1/b", "/v1/c", "/v1/d"):
+        post(transport, server.url + path, {}, b"{}")
+    sent = [r.headers.get("cookie") for r in server.requests]
+    assert sent[:3] == [None, "__cf_bm=abc", "__cf_bm=abc"]
+    assert sorted(sent[3].split("; ")) == ["__cf_bm=abc", "b=2"]
