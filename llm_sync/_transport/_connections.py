@@ -154,11 +154,11 @@ class _Idle:
     ``queue.LifoQueue`` takes a lock in Python code on every get and put. With
     hundreds of threads starting streams at once, a thread that has just taken that
     lock must then wait for the GIL while every other thread queues on the lock: a
-    convoy that let 2,048 concurrent streams start over minutes instead of seconds. A
-    deque's ``append`` and ``pop`` are atomic under the GIL. Only the non-blocking
-    use the pools here make of it is supported (requests never blocks on a pool):
-    ``get`` on an empty pool raises ``queue.Empty`` at once, and ``put`` on a full
-    one raises ``queue.Full`` so that urllib3 closes the connection.
+    convoy in which streams started together took minutes to start. A deque's
+    ``append`` and ``pop`` are atomic under the GIL. Only the non-blocking use the
+    pools here make of it is supported (requests never blocks on a pool): ``get`` on
+    an empty pool raises ``queue.Empty`` at once, and ``put`` on a full one raises
+    ``queue.Full`` so that urllib3 closes the connection.
     """
 
     __slots__ = ("items", "maxsize")

@@ -135,8 +135,10 @@ def _new_session() -> requests.Session:
             dispose = pools.dispose_func
 
             def forget(pool: Any) -> None:
-                for key in [k for k, p in origins.items() if p is pool]:
-                    origins.pop(key, None)
+                # A copy in one step: another thread may add an origin meanwhile.
+                for key, p in list(origins.items()):
+                    if p is pool:
+                        origins.pop(key, None)
                 if dispose is not None:
                     dispose(pool)
 
