@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 import requests
@@ -15,18 +15,16 @@ from tests.support.faults import FLAVORS
 from tests.support.server import LoopbackServer, RecordedRequest, Reply
 
 
+def _send(transport: Transport, url: str, headers: Optional[Dict[str, str]] = None, body: bytes = b"{}") -> requests.Response:
+    """Send one request through ``send``; the answer is left unread."""
+    return send(
+        transport, "POST", url, headers or {}, body, connect_timeout=5.0, read_timeout=5.0, classify=default_classifier
+    )
+
+
 def post(transport: Transport, url: str, headers: Dict[str, str], body: bytes) -> bytes:
     """Send one request through ``send`` and read the whole answer."""
-    resp = send(
-        transport,
-        "POST",
-        url,
-        headers,
-        body,
-        connect_timeout=5.0,
-        read_timeout=5.0,
-        classify=default_classifier,
-    )
+    resp = _send(transport, url, headers, body)
     try:
         return resp.raw.read()
     finally:
@@ -98,10 +96,6 @@ def test_a_cookie_set_between_two_turns_is_sent_with_the_second(server: Loopback
     got: List[RecordedRequest] = server.requests
     assert [r.headers.get("cookie") for r in got] == [None, "pin=7", "pin=7"]
     assert ["a", "bb", "ccc"] == [r.json()["input"][0]["content"][0]["text"] for r in got]
-
-
-def _send(transport: Transport, url: str) -> requests.Response:
-    return send(transport, "POST", url, {}, b"{}", connect_timeout=5.0, read_timeout=5.0, classify=default_classifier)
 
 
 def test_an_origin_keeps_at_most_the_pool_size_of_idle_connections(
